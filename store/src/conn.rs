@@ -1,0 +1,198 @@
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction,
+    pool::{PoolConnection, PoolOptions},
+    postgres::PgConnectOptions,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
+};
+
+use crate::{Error, Result};
+
+/// Which database a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// How to open the pool.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub max_connections: u32,
+    /// How long a request waits for a connection before failing fast with `DATABASE_UNAVAILABLE`.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// The database handle, cheap to clone.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Connections in the pool, for `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: usize,
+}
+
+impl Db {
+    /// Opens a pool for `postgres://…` or `sqlite:path` (the file is created if missing).
+    /// Does not wait for the database to be reachable: the pool connects lazily, so a service can
+    /// start while PostgreSQL is down and report it on `/readyz`.
+    pub fn connect_lazy(url: &str, opts: &DbOptions) -> Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let connect = PgConnectOptions::from_str(url).map_err(Error::Query)?;
+            let pool = PoolOptions::<Postgres>::new()
+                .max_connections(opts.max_connections)
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_lazy_with(connect);
+            Ok(Db::Postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let connect = SqliteConnectOptions::from_str(url)
+                .map_err(Error::Query)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = PoolOptions::<Sqlite>::new()
+                .max_connections(opts.max_connections.min(8))
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_lazy_with(connect);
+            Ok(Db::Sqlite(pool))
+        } else {
+            Err(Error::UnsupportedUrl)
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Postgres(_) => Backend::Postgres,
+            Db::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// A pooled connection outside any transaction (each statement commits on its own).
+    pub async fn conn(&self) -> Result<Conn> {
+        Ok(Conn(match self {
+            Db::Postgres(p) => Inner::Pg(p.acquire().await?),
+            Db::Sqlite(p) => Inner::Lite(p.acquire().await?),
+        }))
+    }
+
+    /// A write transaction. On SQLite it starts with `BEGIN IMMEDIATE`, taking the write lock up
+    /// front: a deferred transaction that reads and then writes can fail with `SQLITE_BUSY`
+    /// instead of waiting, and the lock is what stands in for PostgreSQL's row locks.
+    pub async fn begin(&self) -> Result<Conn> {
+        Ok(Conn(match self {
+            Db::Postgres(p) => Inner::PgTx(p.begin().await?),
+            Db::Sqlite(p) => Inner::LiteTx(p.begin_with("BEGIN IMMEDIATE").await?),
+        }))
+    }
+
+    /// Checks that the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        let mut c = self.conn().await?;
+        let one: i32 = crate::fetch_scalar!(&mut c, i32, "select 1")?;
+        debug_assert_eq!(one, 1);
+        Ok(())
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        match self {
+            Db::Postgres(p) => PoolStats {
+                size: p.size(),
+                idle: p.num_idle(),
+            },
+            Db::Sqlite(p) => PoolStats {
+                size: p.size(),
+                idle: p.num_idle(),
+            },
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Postgres(p) => p.close().await,
+            Db::Sqlite(p) => p.close().await,
+        }
+    }
+}
+
+/// A connection, either on its own or inside a write transaction from [`Db::begin`].
+/// Query functions take `&mut Conn`, so the caller decides which.
+#[derive(Debug)]
+pub struct Conn(Inner);
+
+#[derive(Debug)]
+enum Inner {
+    Pg(PoolConnection<Postgres>),
+    PgTx(Transaction<'static, Postgres>),
+    Lite(PoolConnection<Sqlite>),
+    LiteTx(Transaction<'static, Sqlite>),
+}
+
+/// The driver connection behind a [`Conn`], for the query macros.
+pub enum Raw<'c> {
+    Pg(&'c mut PgConnection),
+    Lite(&'c mut SqliteConnection),
+}
+
+impl Conn {
+    pub fn raw(&mut self) -> Raw<'_> {
+        match &mut self.0 {
+            Inner::Pg(c) => Raw::Pg(c),
+            Inner::PgTx(t) => Raw::Pg(t),
+            Inner::Lite(c) => Raw::Lite(c),
+            Inner::LiteTx(t) => Raw::Lite(t),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match &self.0 {
+            Inner::Pg(_) | Inner::PgTx(_) => Backend::Postgres,
+            Inner::Lite(_) | Inner::LiteTx(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Commits a transaction; on a plain connection there is nothing to commit.
+    pub async fn commit(self) -> Result<()> {
+        match self.0 {
+            Inner::PgTx(t) => t.commit().await?,
+            Inner::LiteTx(t) => t.commit().await?,
+            Inner::Pg(_) | Inner::Lite(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Rolls a transaction back explicitly (dropping it does the same, later).
+    pub async fn rollback(self) -> Result<()> {
+        match self.0 {
+            Inner::PgTx(t) => t.rollback().await?,
+            Inner::LiteTx(t) => t.rollback().await?,
+            Inner::Pg(_) | Inner::Lite(_) => {}
+        }
+        Ok(())
+    }
+}

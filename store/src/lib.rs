@@ -1,0 +1,29 @@
+//! # minigate-store
+//!
+//! The one place that knows minigate runs on two databases: PostgreSQL in production and an
+//! embedded SQLite file by default. It holds the pool handle ([`Db`]), connections and write
+//! transactions ([`Conn`]), the few dialect differences (row locks and job claiming, list
+//! parameters, `now()`, constraint names in errors) and the migrations.
+//!
+//! Business SQL is written once, in PostgreSQL's spelling with `$1` placeholders; the query macros
+//! ([`fetch_one!`], [`fetch_optional!`], [`fetch_all!`], [`fetch_scalar!`], [`execute!`]) run it on
+//! either backend, translating it for SQLite once per statement (see [`dialect`]).
+//!
+//! Depends on nothing of ours.
+
+mod conn;
+pub mod dialect;
+mod error;
+mod id;
+mod list;
+mod macros;
+mod migrate;
+pub mod testing;
+
+pub use conn::{Backend, Conn, Db, DbOptions, PoolStats, Raw};
+pub use error::{Error, Result, Unique};
+pub use id::Id;
+pub use list::List;
+
+#[doc(hidden)]
+pub use sqlx;

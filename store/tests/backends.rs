@@ -1,0 +1,257 @@
+//! The same behaviour on both backends: each test runs on SQLite, and on PostgreSQL when
+//! `DATABASE_URL` names a server (an unreachable one fails the test).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use minigate_store::{Backend, Db, DbOptions, Id, List, Unique, testing::TestDb};
+
+macro_rules! on_both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let t = TestDb::new(Backend::Sqlite, None).await.unwrap();
+                ($body)(t.db.clone()).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Ok(url) = std::env::var("DATABASE_URL") else {
+                    eprintln!("DATABASE_URL not set: PostgreSQL run skipped");
+                    return;
+                };
+                let t = TestDb::new(Backend::Postgres, Some(&url)).await.unwrap();
+                ($body)(t.db.clone()).await;
+            }
+        }
+    };
+}
+
+async fn insert_tenant(db: &Db, slug: &str) -> Id {
+    let id = Id::new();
+    let mut c = db.conn().await.unwrap();
+    minigate_store::execute!(
+        &mut c,
+        "insert into tenant (id, slug, name) values ($1, $2, $3)",
+        id,
+        slug,
+        format!("Tenant {slug}")
+    )
+    .unwrap();
+    id
+}
+
+on_both_backends!(migrations_are_idempotent, |db: Db| async move {
+    db.migrate().await.unwrap();
+    db.migrate().await.unwrap();
+    db.ping().await.unwrap();
+});
+
+on_both_backends!(
+    ids_round_trip_and_list_parameters_select_exactly_the_listed_rows,
+    |db: Db| async move {
+        let a = insert_tenant(&db, "a").await;
+        let _b = insert_tenant(&db, "b").await;
+        let c = insert_tenant(&db, "c").await;
+        let mut conn = db.conn().await.unwrap();
+        let mut found: Vec<(Id, String)> = minigate_store::fetch_all!(
+            &mut conn,
+            (Id, String),
+            "select id, slug from tenant where id = any($1) order by slug",
+            List(vec![a, c, Id::new()])
+        )
+        .unwrap();
+        found.sort_by(|x, y| x.1.cmp(&y.1));
+        assert_eq!(found, vec![(a, "a".to_owned()), (c, "c".to_owned())]);
+        let none: Vec<(Id, String)> = minigate_store::fetch_all!(
+            &mut conn,
+            (Id, String),
+            "select id, slug from tenant where id = any($1)",
+            List(Vec::<Id>::new())
+        )
+        .unwrap();
+        assert!(none.is_empty());
+    }
+);
+
+const BRANCH_CODE: Unique = Unique {
+    name: "branch_tenant_code_key",
+    table: "branch",
+    columns: &["tenant_id", "code"],
+};
+const TENANT_SLUG: Unique = Unique {
+    name: "tenant_slug_key",
+    table: "tenant",
+    columns: &["slug"],
+};
+
+on_both_backends!(
+    unique_violations_are_named_the_same_way_on_both,
+    |db: Db| async move {
+        let t = insert_tenant(&db, "t").await;
+        let mut c = db.conn().await.unwrap();
+        let insert = |code: &'static str| {
+            let id = Id::new();
+            (id, code)
+        };
+        let (id1, code) = insert("SZ");
+        minigate_store::execute!(
+            &mut c,
+            "insert into branch (id, tenant_id, code, name) values ($1, $2, $3, 'Shenzhen')",
+            id1,
+            t,
+            code
+        )
+        .unwrap();
+        let err = minigate_store::execute!(
+            &mut c,
+            "insert into branch (id, tenant_id, code, name) values ($1, $2, $3, 'again')",
+            Id::new(),
+            t,
+            code
+        )
+        .unwrap_err();
+        assert!(err.is_unique(&BRANCH_CODE), "{err:?}");
+        assert!(!err.is_unique(&TENANT_SLUG));
+        assert_eq!(err.code(), "INTERNAL");
+        // The first row is untouched.
+        let names: Vec<String> = minigate_store::fetch_all!(
+            &mut c,
+            (String,),
+            "select name from branch where tenant_id = $1",
+            t
+        )
+        .unwrap()
+        .into_iter()
+        .map(|(n,)| n)
+        .collect();
+        assert_eq!(names, vec!["Shenzhen".to_owned()]);
+    }
+);
+
+on_both_backends!(now_compares_with_bound_timestamps, |db: Db| async move {
+    let t = insert_tenant(&db, "now").await;
+    let mut c = db.conn().await.unwrap();
+    let before = Utc::now() - chrono::Duration::seconds(60);
+    let after = Utc::now() + chrono::Duration::seconds(60);
+    let n: i64 = minigate_store::fetch_scalar!(
+        &mut c,
+        i64,
+        "select count(*) from tenant where id = $1 and created_at > $2 and created_at < $3 and now() > $2",
+        t,
+        before,
+        after
+    )
+    .unwrap();
+    assert_eq!(n, 1);
+    let created: DateTime<Utc> = minigate_store::fetch_scalar!(
+        &mut c,
+        DateTime<Utc>,
+        "select created_at from tenant where id = $1",
+        t
+    )
+    .unwrap();
+    assert!(created > before && created < after);
+});
+
+on_both_backends!(
+    claiming_with_row_locks_never_hands_a_row_to_two_workers,
+    |db: Db| async move {
+        let mut c = db.conn().await.unwrap();
+        minigate_store::execute!(
+            &mut c,
+            "create table claim_test (n bigint primary key, claimed_by text)"
+        )
+        .unwrap();
+        for n in 0..20_i64 {
+            minigate_store::execute!(&mut c, "insert into claim_test (n) values ($1)", n).unwrap();
+        }
+        drop(c);
+        let worker = |name: &'static str, db: Db| async move {
+            let mut mine = Vec::new();
+            for _ in 0..2 {
+                let mut tx = db.begin().await.unwrap();
+                let rows: Vec<(i64,)> = minigate_store::fetch_all!(
+                &mut tx,
+                (i64,),
+                "select n from claim_test where claimed_by is null order by n limit 3 for update skip locked"
+            )
+            .unwrap();
+                // Hold the claim while the other worker tries.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                for (n,) in &rows {
+                    minigate_store::execute!(
+                        &mut tx,
+                        "update claim_test set claimed_by = $1 where n = $2",
+                        name,
+                        *n
+                    )
+                    .unwrap();
+                    mine.push(*n);
+                }
+                tx.commit().await.unwrap();
+            }
+            mine
+        };
+        let (a, b) = tokio::join!(
+            tokio::spawn(worker("a", db.clone())),
+            tokio::spawn(worker("b", db.clone()))
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.len() + b.len(), 12);
+        assert!(a.iter().all(|n| !b.contains(n)), "{a:?} {b:?}");
+        let mut c = db.conn().await.unwrap();
+        let claimed: i64 = minigate_store::fetch_scalar!(
+            &mut c,
+            i64,
+            "select count(*) from claim_test where claimed_by is not null"
+        )
+        .unwrap();
+        assert_eq!(claimed, 12);
+    }
+);
+
+on_both_backends!(
+    a_rolled_back_transaction_leaves_nothing,
+    |db: Db| async move {
+        let mut tx = db.begin().await.unwrap();
+        minigate_store::execute!(
+            &mut tx,
+            "insert into tenant (id, slug, name) values ($1, 'gone', 'Gone')",
+            Id::new()
+        )
+        .unwrap();
+        tx.rollback().await.unwrap();
+        let mut c = db.conn().await.unwrap();
+        let n: i64 =
+            minigate_store::fetch_scalar!(&mut c, i64, "select count(*) from tenant").unwrap();
+        assert_eq!(n, 0);
+    }
+);
+
+#[tokio::test]
+async fn an_unreachable_postgres_fails_fast_with_database_unavailable() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let db = Db::connect_lazy(
+        &format!("postgres://postgres@127.0.0.1:{port}/test"),
+        &DbOptions {
+            max_connections: 2,
+            acquire_timeout: Duration::from_millis(500),
+        },
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = db.ping().await.unwrap_err();
+    assert_eq!(err.code(), "DATABASE_UNAVAILABLE", "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn an_unknown_url_scheme_is_refused() {
+    let err = Db::connect_lazy("mysql://x", &DbOptions::default()).unwrap_err();
+    assert!(matches!(err, minigate_store::Error::UnsupportedUrl));
+}
