@@ -64,6 +64,15 @@ impl Error {
         sqlite_columns_match(db.message(), constraint)
     }
 
+    /// A copy that keeps the classification (for reporting an error seen only by reference).
+    pub fn from_ref(e: &Error) -> Error {
+        match e {
+            Error::Unavailable(_) => Error::Unavailable(sqlx::Error::PoolTimedOut),
+            Error::UnsupportedUrl => Error::UnsupportedUrl,
+            other => Error::Query(sqlx::Error::Protocol(other.to_string())),
+        }
+    }
+
     /// Whether the error is any unique violation (used where a table has a single one).
     pub fn is_any_unique(&self) -> bool {
         matches!(self, Error::Query(sqlx::Error::Database(db))

@@ -1,0 +1,42 @@
+use std::{sync::Arc, time::Duration};
+
+use minigate_push::wechat::WechatClient;
+use minigate_store::Db;
+use secrecy::SecretString;
+
+use crate::auth::token::Tokens;
+
+/// Everything resolvers need, built by the gateway and placed in the schema's data.
+#[derive(Clone)]
+pub struct Deps {
+    pub db: Db,
+    pub tokens: Arc<Tokens>,
+    pub wechat: WechatClient,
+    pub secrets: Arc<dyn Secrets>,
+    pub limiter: Arc<dyn RateLimiter>,
+}
+
+/// Resolves a secret reference stored in the database (`env:NAME`, `file:/path`) to its value.
+/// Implemented by the gateway, the only crate that reads the environment.
+pub trait Secrets: Send + Sync {
+    fn resolve(&self, reference: &str) -> Result<SecretString, SecretError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("secret {reference} cannot be read: {reason}")]
+pub struct SecretError {
+    pub reference: String,
+    pub reason: String,
+}
+
+/// A request budget shared across replicas (Redis) or kept in-process.
+#[async_trait::async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Counts one hit on `key`; refuses once `limit` hits fell in the current `window`.
+    async fn hit(&self, key: &str, limit: u32, window: Duration) -> Result<(), RateLimited>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimited {
+    pub retry_after: Duration,
+}

@@ -1,0 +1,103 @@
+//! `idempotencyKey` on create mutations: a retry on a weak network returns what the first
+//! attempt made instead of filing it twice.
+
+use minigate_store::{self as store, Conn, Id};
+
+use crate::{Error, Result};
+
+/// What a key already produced, if anything. A key reused for another operation is an error.
+pub async fn lookup(c: &mut Conn, user_id: Id, key: &str, operation: &str) -> Result<Option<Id>> {
+    let found: Option<(String, Id)> = store::fetch_optional!(
+        c,
+        (String, Id),
+        "select operation, result_id from idempotency_key where user_id = $1 and key = $2",
+        user_id,
+        key
+    )?;
+    match found {
+        Some((op, id)) if op == operation => Ok(Some(id)),
+        Some(_) => Err(Error::IdempotencyKeyReused),
+        None => Ok(None),
+    }
+}
+
+/// Records the result in the creating transaction. A concurrent twin that got here first makes
+/// this fail with a unique violation, rolling the duplicate back; see [`is_race`].
+pub async fn remember(
+    c: &mut Conn,
+    user_id: Id,
+    key: &str,
+    operation: &str,
+    result: Id,
+) -> Result<()> {
+    store::execute!(
+        c,
+        "insert into idempotency_key (user_id, key, operation, result_id) values ($1, $2, $3, $4)",
+        user_id,
+        key,
+        operation,
+        result
+    )?;
+    Ok(())
+}
+
+pub fn validate_key(key: &str) -> Result<()> {
+    if (8..=128).contains(&key.len()) && key.chars().all(|c| c.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "idempotencyKey",
+            "8 to 128 printable ASCII characters",
+        ))
+    }
+}
+
+/// Whether `e` is the unique violation of a concurrent request with the same key.
+pub fn is_race(e: &Error) -> bool {
+    matches!(e, Error::Store(s) if s.is_unique(&store::Unique {
+        name: "idempotency_key_pkey",
+        table: "idempotency_key",
+        columns: &["user_id", "key"],
+    }))
+}
+
+/// Runs `create` at most once per (user, key): the first call creates and remembers, a retry
+/// returns the remembered id. `create` runs inside a fresh write transaction.
+pub async fn once<F>(
+    db: &store::Db,
+    user_id: Id,
+    key: Option<&str>,
+    operation: &str,
+    create: F,
+) -> Result<Id>
+where
+    F: AsyncFnOnce(&mut Conn) -> Result<Id>,
+{
+    let Some(key) = key else {
+        let mut tx = db.begin().await?;
+        let id = create(&mut tx).await?;
+        tx.commit().await?;
+        return Ok(id);
+    };
+    validate_key(key)?;
+    let mut tx = db.begin().await?;
+    if let Some(id) = lookup(&mut tx, user_id, key, operation).await? {
+        return Ok(id);
+    }
+    let attempt = async {
+        let id = create(&mut tx).await?;
+        remember(&mut tx, user_id, key, operation, id).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+    .await;
+    match attempt {
+        Err(e) if is_race(&e) => {
+            let mut c = db.conn().await?;
+            lookup(&mut c, user_id, key, operation)
+                .await?
+                .ok_or(Error::Internal("idempotency race without a winner".into()))
+        }
+        other => other,
+    }
+}

@@ -1,0 +1,34 @@
+//! # minigate-resolvers
+//!
+//! GraphQL types together with their resolvers, grouped by feature (async-graphql requires a
+//! type's resolvers to live in the crate that defines it): sign-in and sessions (`auth`), the
+//! tenant's own configuration (`tenant`), the registry of branches, vehicles and drivers
+//! (`registry`), with authorization, data loaders and their SQL.
+//!
+//! Depends on `payments`, `push`, `media` and `store`; never on `schema` or `gateway`, and never
+//! on poem. Reads no environment: everything arrives in [`Deps`].
+
+pub mod audit;
+pub mod auth;
+mod deps;
+pub mod error;
+mod idempotency;
+pub mod pii;
+pub mod registry;
+pub mod tenant;
+mod validate;
+mod viewer;
+
+pub use deps::{Deps, RateLimited, RateLimiter, SecretError, Secrets};
+pub use error::{Error, Result};
+pub use viewer::{Role, Viewer};
+
+/// Per-request data the gateway attaches to every GraphQL request (HTTP or WebSocket).
+pub fn request_data(deps: &Deps, viewer: Option<&Viewer>) -> registry::Loaders {
+    registry::Loaders::new(deps.db.clone(), viewer.map(|v| v.tenant_id))
+}
+
+/// Codes of the WeChat client that sign-in surfaces to clients.
+pub fn push_codes() -> &'static [(&'static str, &'static str)] {
+    minigate_push::CODES
+}
