@@ -36,7 +36,11 @@ pub trait RateLimiter: Send + Sync {
     async fn hit(&self, key: &str, limit: u32, window: Duration) -> Result<(), RateLimited>;
 }
 
+/// Why a hit was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimited {
-    pub retry_after: Duration,
+pub enum RateLimited {
+    /// Over the budget; try again after this long.
+    Exceeded { retry_after: Duration },
+    /// The shared counter (Redis) cannot be reached: fail fast rather than run unmetered.
+    Unavailable,
 }

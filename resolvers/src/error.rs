@@ -39,8 +39,21 @@ pub enum Error {
     Wechat(#[from] minigate_push::Error),
     #[error(transparent)]
     Store(#[from] store::Error),
+    #[error("rate limiter unavailable")]
+    LimiterUnavailable,
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<crate::RateLimited> for Error {
+    fn from(l: crate::RateLimited) -> Self {
+        match l {
+            crate::RateLimited::Exceeded { retry_after } => Error::RateLimited {
+                retry_after_secs: retry_after.as_secs().max(1),
+            },
+            crate::RateLimited::Unavailable => Error::LimiterUnavailable,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -79,6 +92,7 @@ impl Error {
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::Wechat(e) => e.code(),
             Error::Store(e) => e.code(),
+            Error::LimiterUnavailable => "CACHE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL",
         }
     }
@@ -90,6 +104,7 @@ impl Error {
                 "database unavailable, try again shortly".to_owned()
             }
             Error::Store(_) | Error::Internal(_) => "internal error".to_owned(),
+            Error::LimiterUnavailable => "cache unavailable, try again shortly".to_owned(),
             Error::Wechat(e) if e.code() == "WECHAT_CONFIG_INVALID" => {
                 "this mini-program is not configured correctly at WeChat".to_owned()
             }

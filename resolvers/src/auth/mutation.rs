@@ -90,9 +90,7 @@ impl AuthMutation {
                 PASSWORD_WINDOW,
             )
             .await
-            .map_err(|l| Error::RateLimited {
-                retry_after_secs: l.retry_after.as_secs().max(1),
-            })?;
+            .map_err(Error::from)?;
         let mut c = d.db.conn().await?;
         let tenant = tenant_db::find_tenant_by_slug(&mut c, &slug).await?;
         let user = match &tenant {

@@ -1,0 +1,194 @@
+//! Builds the service from its configuration and serves it.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use aws_lc_rs::rand::SecureRandom;
+use base64::{Engine, engine::general_purpose::STANDARD};
+use minigate_push::wechat::{TokenStore, WechatClient, WechatConfig};
+use minigate_resolvers::{
+    Deps, RateLimiter,
+    auth::token::{TokenConfig, Tokens},
+};
+use minigate_schema::MinigateSchema;
+use minigate_store::{Db, DbOptions};
+use poem::{
+    EndpointExt, Route,
+    endpoint::make_sync,
+    get,
+    listener::{Acceptor, Listener, TcpListener},
+    web::Html,
+};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use secrecy::SecretString;
+
+use crate::{
+    client_ip::TrustedProxies,
+    config::Config,
+    http::{graphql, health, observe::observe},
+    ratelimit::{LocalLimiter, RedisLimiter},
+    secrets::EnvAndFiles,
+};
+
+/// Everything a request handler can reach.
+pub struct State {
+    pub config: Config,
+    pub db: Db,
+    pub redis: Option<ConnectionManager>,
+    pub deps: Deps,
+    pub schema: MinigateSchema,
+    pub proxies: TrustedProxies,
+}
+
+/// Connects, migrates and assembles the service.
+pub async fn build(config: Config) -> anyhow::Result<Arc<State>> {
+    config.check()?;
+    crate::metrics::handle();
+    if let Some(path) = config.database_url.strip_prefix("sqlite:") {
+        let path = path.trim_start_matches("//");
+        if let Some(parent) = std::path::Path::new(path.split('?').next().unwrap_or(path)).parent()
+        {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+        }
+    }
+    let db = Db::connect_lazy(
+        &config.database_url,
+        &DbOptions {
+            max_connections: config.database_max_connections,
+            acquire_timeout: Duration::from_secs(3),
+        },
+    )?;
+    db.migrate().await.context("applying migrations")?;
+
+    let redis = match &config.redis_url {
+        Some(url) => {
+            let client = redis::Client::open(url.as_str()).context("redis url")?;
+            let cfg = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(2)))
+                .set_response_timeout(Some(Duration::from_secs(2)));
+            Some(
+                ConnectionManager::new_with_config(client, cfg)
+                    .await
+                    .context("connecting to redis")?,
+            )
+        }
+        None => None,
+    };
+    let token_store = match &redis {
+        Some(c) => TokenStore::redis(c.clone(), config.redis_prefix.clone()),
+        None => TokenStore::local(),
+    };
+    let limiter: Arc<dyn RateLimiter> = match &redis {
+        Some(c) => Arc::new(RedisLimiter::new(c.clone(), &config.redis_prefix)),
+        None => Arc::new(LocalLimiter::default()),
+    };
+    let wechat = WechatClient::new(
+        WechatConfig {
+            api_base: config.wechat.api_base.clone(),
+            timeout: Duration::from_millis(config.wechat.timeout_ms),
+        },
+        token_store,
+    )?;
+    let tokens = Tokens::new(TokenConfig {
+        secret: jwt_secret(&config)?,
+        access_ttl: config.access_ttl(),
+        refresh_ttl: config.refresh_ttl(),
+        reuse_grace: Duration::from_secs(60),
+    })?;
+    let deps = Deps {
+        db: db.clone(),
+        tokens: Arc::new(tokens),
+        wechat,
+        secrets: Arc::new(EnvAndFiles),
+        limiter,
+    };
+    let mut limits = config.schema_limits();
+    limits.introspection = true; // turned off per request in production, except for operators
+    let schema = minigate_schema::build(deps.clone(), &limits);
+    let proxies = TrustedProxies::parse(&config.trusted_proxies)?;
+    Ok(Arc::new(State {
+        config,
+        db,
+        redis,
+        deps,
+        schema,
+        proxies,
+    }))
+}
+
+/// The configured secret, or in development one kept in `data_dir/jwt.secret` so sessions
+/// survive a restart.
+fn jwt_secret(config: &Config) -> anyhow::Result<SecretString> {
+    if let Some(s) = &config.jwt_secret {
+        return Ok(s.clone());
+    }
+    let path = config.data_dir.join("jwt.secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(SecretString::from(existing.trim().to_owned()));
+    }
+    let mut bytes = [0u8; 48];
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("no randomness"))?;
+    let secret = STANDARD.encode(bytes);
+    std::fs::create_dir_all(&config.data_dir)?;
+    std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    tracing::warn!(path = %path.display(), "development mode: generated a JWT secret");
+    Ok(SecretString::from(secret))
+}
+
+/// All routes with their middleware.
+pub fn routes(state: Arc<State>) -> impl poem::Endpoint {
+    let mut route = Route::new()
+        .at("/graphql", get(graphql::get).post(graphql::post))
+        .at("/healthz", get(health::healthz))
+        .at("/readyz", get(health::readyz))
+        .at("/metrics", get(health::prometheus));
+    if !state.config.production() {
+        let page = async_graphql::http::GraphiQLSource::build()
+            .endpoint("/graphql")
+            .finish();
+        route = route.at("/graphiql", get(make_sync(move |_| Html(page.clone()))));
+    }
+    route.data(state).around(observe)
+}
+
+/// A bound listener, so callers (and tests) know the address before serving.
+pub async fn bind(
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<(impl Acceptor, std::net::SocketAddr)> {
+    let acceptor = TcpListener::bind(addr)
+        .into_acceptor()
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .ok_or_else(|| anyhow::anyhow!("listener has no address"))?;
+    Ok((acceptor, local))
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish
+/// (up to the configured grace period).
+pub async fn serve(
+    state: Arc<State>,
+    acceptor: impl Acceptor + 'static,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let grace = Duration::from_secs(state.config.shutdown_grace_seconds);
+    let db = state.db.clone();
+    poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(routes(state), shutdown, Some(grace))
+        .await?;
+    db.close().await;
+    Ok(())
+}

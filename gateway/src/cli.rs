@@ -1,0 +1,401 @@
+//! `minigate serve | migrate | schema | tenant | branch | user | import`.
+
+use std::{io::Write, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use minigate_resolvers::{
+    Role,
+    auth::create_password_user,
+    registry::{db as registry_db, import},
+    tenant::db as tenant_db,
+};
+use minigate_store::{Db, DbOptions, Id};
+
+use crate::config::{Config, Mode};
+
+#[derive(Parser)]
+#[command(
+    name = "minigate",
+    version,
+    about = "GraphQL and push gateway for WeChat mini-programs"
+)]
+pub struct Cli {
+    /// A TOML configuration file (environment variables override it).
+    #[arg(long, global = true, env = "MINIGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the service (the default).
+    Serve {
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Production mode: no GraphiQL, no introspection for mobile clients, secrets required.
+        #[arg(long)]
+        production: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Write (or with --check, compare) the client contract: schema.graphql, error-codes.json.
+    Schema {
+        #[arg(long, default_value = "mobile-contracts")]
+        out: PathBuf,
+        #[arg(long)]
+        check: bool,
+    },
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    #[command(subcommand)]
+    Branch(BranchCommand),
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Import vehicles or drivers from a CSV file (see the README for the columns).
+    Import {
+        kind: ImportWhat,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        file: PathBuf,
+        /// Store the good rows and report the bad ones (default: one bad row rejects the file).
+        #[arg(long)]
+        skip_invalid: bool,
+        /// Check everything, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    /// Create a company.
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Register a mini-program or official account of a company.
+    AddApp {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, value_enum, default_value = "miniprogram")]
+        kind: AppKindArg,
+        #[arg(long)]
+        app_id: String,
+        #[arg(long)]
+        name: String,
+        /// Where the app secret is read from: env:NAME or file:/absolute/path.
+        #[arg(long)]
+        secret_ref: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BranchCommand {
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a staff member or operator who signs in with a password.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        #[arg(long)]
+        phone: String,
+        #[arg(long, env = "MINIGATE_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Branch code (staff only).
+        #[arg(long)]
+        branch: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ImportWhat {
+    Vehicles,
+    Drivers,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum AppKindArg {
+    Miniprogram,
+    OfficialAccount,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Staff,
+}
+
+fn out(line: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+async fn open_db(config: &Config) -> anyhow::Result<Db> {
+    let state_free = config.clone();
+    if let Some(path) = state_free.database_url.strip_prefix("sqlite:") {
+        if let Some(parent) = std::path::Path::new(path.trim_start_matches("//")).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+    }
+    let db = Db::connect_lazy(&config.database_url, &DbOptions::default())?;
+    db.migrate().await.context("applying migrations")?;
+    Ok(db)
+}
+
+async fn tenant_id(db: &Db, slug: &str) -> anyhow::Result<Id> {
+    let mut c = db.conn().await?;
+    Ok(tenant_db::find_tenant_by_slug(&mut c, slug)
+        .await?
+        .with_context(|| format!("no tenant '{slug}'"))?
+        .id)
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    crate::logging::init(&config.log_format);
+    let command = cli.command.unwrap_or(Command::Serve {
+        listen: None,
+        production: false,
+    });
+    match command {
+        Command::Serve { listen, production } => {
+            if let Some(l) = listen {
+                config.listen = l;
+            }
+            if production {
+                config.mode = Mode::Production;
+            }
+            let state = crate::app::build(config.clone()).await?;
+            let (acceptor, addr) = crate::app::bind(config.listen).await?;
+            tracing::info!(%addr, mode = ?config.mode, database = state.db.backend().name(), redis = state.redis.is_some(), "minigate listening");
+            crate::app::serve(state, acceptor, shutdown_signal()).await?;
+            tracing::info!("stopped");
+        }
+        Command::Migrate => {
+            open_db(&config).await?;
+            out("migrations applied");
+        }
+        Command::Schema { out: dir, check } => return contract(&dir, check),
+        Command::Tenant(TenantCommand::Create { slug, name }) => {
+            let db = open_db(&config).await?;
+            let mut c = db.conn().await?;
+            let t = tenant_db::insert_tenant(&mut c, &slug, &name).await?;
+            out(&format!("tenant {} created: {}", t.slug, t.id));
+        }
+        Command::Tenant(TenantCommand::AddApp {
+            tenant,
+            kind,
+            app_id,
+            name,
+            secret_ref,
+        }) => {
+            let db = open_db(&config).await?;
+            let id = tenant_id(&db, &tenant).await?;
+            let kind = match kind {
+                AppKindArg::Miniprogram => tenant_db::MINIPROGRAM,
+                AppKindArg::OfficialAccount => tenant_db::OFFICIAL_ACCOUNT,
+            };
+            let mut tx = db.begin().await?;
+            let app = tenant_db::upsert_app(&mut tx, id, kind, &app_id, &name, &secret_ref).await?;
+            tx.commit().await?;
+            out(&format!(
+                "app {} ({}) registered for {tenant}",
+                app.app_id, app.kind
+            ));
+        }
+        Command::Branch(BranchCommand::Create { tenant, code, name }) => {
+            let db = open_db(&config).await?;
+            let id = tenant_id(&db, &tenant).await?;
+            let mut c = db.conn().await?;
+            let b = registry_db::insert_branch(&mut c, id, code.trim(), name.trim()).await?;
+            out(&format!("branch {code} created: {b}"));
+        }
+        Command::User(UserCommand::Create {
+            tenant,
+            role,
+            phone,
+            password,
+            name,
+            branch,
+        }) => {
+            let db = open_db(&config).await?;
+            let tid = tenant_id(&db, &tenant).await?;
+            let branch_id = match branch {
+                Some(code) => {
+                    let mut c = db.conn().await?;
+                    let all = registry_db::list_branches(&mut c, tid, None).await?;
+                    Some(
+                        all.into_iter()
+                            .find(|b| b.code == code)
+                            .with_context(|| format!("no branch '{code}'"))?
+                            .id,
+                    )
+                }
+                None => None,
+            };
+            let role = match role {
+                RoleArg::Admin => Role::Admin,
+                RoleArg::Staff => Role::Staff,
+            };
+            let display = if name.is_empty() { phone.clone() } else { name };
+            let id =
+                create_password_user(&db, tid, None, role, &phone, password, &display, branch_id)
+                    .await?;
+            out(&format!("user {id} created ({})", role.as_str()));
+        }
+        Command::Import {
+            kind,
+            tenant,
+            file,
+            skip_invalid,
+            dry_run,
+        } => {
+            let db = open_db(&config).await?;
+            let tid = tenant_id(&db, &tenant).await?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            return import_file(&db, tid, kind, &bytes, skip_invalid, dry_run).await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn import_file(
+    db: &Db,
+    tenant: Id,
+    kind: ImportWhat,
+    bytes: &[u8],
+    skip_invalid: bool,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {pos}/{len} rows [{bar:30}] {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let report = import::run(
+        db,
+        tenant,
+        None,
+        match kind {
+            ImportWhat::Vehicles => import::ImportKind::Vehicles,
+            ImportWhat::Drivers => import::ImportKind::Drivers,
+        },
+        bytes,
+        import::Options {
+            mode: if skip_invalid {
+                import::ImportMode::SkipInvalid
+            } else {
+                import::ImportMode::AllOrNothing
+            },
+            dry_run,
+        },
+        &mut |p| {
+            bar.set_length(u64::try_from(p.total).unwrap_or(0));
+            bar.set_position(u64::try_from(p.done).unwrap_or(0));
+        },
+    )
+    .await?;
+    bar.finish_and_clear();
+    for r in &report.rejected {
+        out(&format!(
+            "line {}: {} {}{}",
+            r.line,
+            r.code,
+            r.field
+                .as_deref()
+                .map(|f| format!("{f}: "))
+                .unwrap_or_default(),
+            r.message
+        ));
+    }
+    out(&format!(
+        "{} rows: {} inserted, {} updated, {} unchanged, {} rejected; {}",
+        report.total_rows,
+        report.inserted,
+        report.updated,
+        report.unchanged,
+        report.rejected.len(),
+        if report.applied {
+            "applied"
+        } else {
+            "nothing written"
+        }
+    ));
+    Ok(if report.rejected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn contract(dir: &std::path::Path, check: bool) -> anyhow::Result<ExitCode> {
+    let files = crate::contract_files()?;
+    if check {
+        let mut stale = Vec::new();
+        for (name, content) in &files {
+            let on_disk = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+            if &on_disk != content {
+                stale.push(*name);
+            }
+        }
+        if !stale.is_empty() {
+            bail!(
+                "{} out of date; run `cargo run -p minigate-gateway -- schema`",
+                stale.join(", ")
+            );
+        }
+        out("contract up to date");
+        return Ok(ExitCode::SUCCESS);
+    }
+    std::fs::create_dir_all(dir)?;
+    for (name, content) in files {
+        std::fs::write(dir.join(name), content)?;
+        out(&format!("wrote {}", dir.join(name).display()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
