@@ -14,6 +14,10 @@ pub const CODES: &[(&str, &str)] = &[
         "The HTTP request is not a GraphQL request (bad JSON, no query, wrong variables type).",
     ),
     (
+        "INTROSPECTION_DISABLED",
+        "Introspection is off in production, except for operators.",
+    ),
+    (
         "METHOD_NOT_ALLOWED",
         "Mutations are only accepted over POST.",
     ),

@@ -37,3 +37,31 @@ pub fn contract_files() -> anyhow::Result<Vec<(&'static str, String)>> {
         ),
     ])
 }
+
+#[cfg(test)]
+mod contract_tests {
+    /// The exported contract must match the code: clients build against these files.
+    #[test]
+    fn mobile_contracts_match_the_code() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mobile-contracts");
+        for (name, expected) in super::contract_files().unwrap() {
+            let on_disk = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+            assert!(
+                on_disk == expected,
+                "mobile-contracts/{name} is out of date: run `cargo run -p minigate-gateway -- schema` and commit the result"
+            );
+        }
+    }
+
+    #[test]
+    fn every_error_code_is_listed_once_and_screaming_snake() {
+        let codes = super::error_codes();
+        for (c, d) in &codes {
+            assert!(c.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'), "{c}");
+            assert!(!d.is_empty());
+        }
+        let mut names: Vec<_> = codes.iter().map(|(c, _)| *c).collect();
+        names.dedup();
+        assert_eq!(names.len(), codes.len());
+    }
+}

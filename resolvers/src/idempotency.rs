@@ -21,39 +21,16 @@ pub async fn lookup(c: &mut Conn, user_id: Id, key: &str, operation: &str) -> Re
     }
 }
 
-/// Records the result in the creating transaction. A concurrent twin that got here first makes
-/// this fail with a unique violation, rolling the duplicate back; see [`is_race`].
-pub async fn remember(
-    c: &mut Conn,
-    user_id: Id,
-    key: &str,
-    operation: &str,
-    result: Id,
-) -> Result<()> {
-    store::execute!(
-        c,
-        "insert into idempotency_key (user_id, key, operation, result_id) values ($1, $2, $3, $4)",
-        user_id,
-        key,
-        operation,
-        result
-    )?;
-    Ok(())
-}
-
 pub fn validate_key(key: &str) -> Result<()> {
     if (8..=128).contains(&key.len()) && key.chars().all(|c| c.is_ascii_graphic()) {
         Ok(())
     } else {
-        Err(Error::invalid(
-            "idempotencyKey",
-            "8 to 128 printable ASCII characters",
-        ))
+        Err(Error::invalid("idempotencyKey", "8 to 128 printable ASCII characters"))
     }
 }
 
 /// Whether `e` is the unique violation of a concurrent request with the same key.
-pub fn is_race(e: &Error) -> bool {
+fn is_race(e: &Error) -> bool {
     matches!(e, Error::Store(s) if s.is_unique(&store::Unique {
         name: "idempotency_key_pkey",
         table: "idempotency_key",
@@ -63,13 +40,11 @@ pub fn is_race(e: &Error) -> bool {
 
 /// Runs `create` at most once per (user, key): the first call creates and remembers, a retry
 /// returns the remembered id. `create` runs inside a fresh write transaction.
-pub async fn once<F>(
-    db: &store::Db,
-    user_id: Id,
-    key: Option<&str>,
-    operation: &str,
-    create: F,
-) -> Result<Id>
+///
+/// The key is reserved before `create` runs, in the same transaction: a concurrent twin blocks
+/// on the reservation (PostgreSQL's unique index; SQLite's single writer) until the first
+/// commits, then fails on it and reads the first one's result.
+pub async fn once<F>(db: &store::Db, user_id: Id, key: Option<&str>, operation: &str, create: F) -> Result<Id>
 where
     F: AsyncFnOnce(&mut Conn) -> Result<Id>,
 {
@@ -85,8 +60,22 @@ where
         return Ok(id);
     }
     let attempt = async {
+        store::execute!(
+            &mut tx,
+            "insert into idempotency_key (user_id, key, operation, result_id) values ($1, $2, $3, $4)",
+            user_id,
+            key,
+            operation,
+            Id::new()
+        )?;
         let id = create(&mut tx).await?;
-        remember(&mut tx, user_id, key, operation, id).await?;
+        store::execute!(
+            &mut tx,
+            "update idempotency_key set result_id = $1 where user_id = $2 and key = $3",
+            id,
+            user_id,
+            key
+        )?;
         tx.commit().await?;
         Ok(id)
     }

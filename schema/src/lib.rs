@@ -18,7 +18,7 @@ use minigate_resolvers::{
 };
 
 pub use codes::{ErrorCodes, REQUEST_ERROR_CODES, all_codes};
-pub use limits::{AliasLimit, Limits};
+pub use limits::{AliasLimit, Limits, uses_introspection};
 
 #[derive(MergedObject, Default)]
 pub struct Query(AuthQuery, TenantQuery, RegistryQuery);

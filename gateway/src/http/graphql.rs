@@ -303,10 +303,18 @@ async fn run(
     if let Some(op) = &parsed.operation_name {
         request = request.operation_name(op.clone());
     }
-    let kind = match request.parsed_query() {
-        Ok(doc) => operation_kind(&doc.operations, parsed.operation_name.as_deref()),
-        Err(_) => "invalid",
+    let mobile_client = state.config.production() && viewer.as_ref().is_none_or(|v| v.role != Role::Admin);
+    let (kind, doc_name, introspects) = match request.parsed_query() {
+        Ok(doc) => {
+            let (kind, name) = operation_kind(&doc.operations, parsed.operation_name.as_deref());
+            (kind, name, mobile_client && minigate_schema::uses_introspection(doc))
+        }
+        Err(_) => ("invalid", None, false),
     };
+    if introspects {
+        let status = if media == Media::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+        return error_body(status, media.content_type(), "INTROSPECTION_DISABLED", "introspection is off in production");
+    }
     if is_get && kind == "mutation" {
         let mut r = error_body(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -319,7 +327,7 @@ async fn run(
         }
         return r;
     }
-    if state.config.production() && viewer.as_ref().is_none_or(|v| v.role != Role::Admin) {
+    if mobile_client {
         request = request.disable_introspection();
     }
     let loaders = minigate_resolvers::request_data(&state.deps, viewer.as_ref());
@@ -360,7 +368,7 @@ async fn run(
         Media::GraphqlResponse => StatusCode::OK,
     };
     metrics::graphql_request(
-        &metrics::operation_label(parsed.operation_name.as_deref()),
+        &metrics::operation_label(parsed.operation_name.as_deref().or(doc_name.as_deref())),
         kind,
         started.elapsed().as_secs_f64(),
         &codes,
@@ -386,21 +394,26 @@ async fn run(
     builder.body(body)
 }
 
-fn operation_kind(ops: &DocumentOperations, name: Option<&str>) -> &'static str {
-    let ty = match (ops, name) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(map), Some(n)) => map.get(n).map(|op| op.node.ty),
-        (DocumentOperations::Multiple(map), None) if map.len() == 1 => {
-            map.values().next().map(|op| op.node.ty)
+/// The selected operation's type and, when the document names it, its name.
+fn operation_kind(ops: &DocumentOperations, name: Option<&str>) -> (&'static str, Option<String>) {
+    let (ty, found) = match (ops, name) {
+        (DocumentOperations::Single(op), _) => (Some(op.node.ty), None),
+        (DocumentOperations::Multiple(map), Some(n)) => {
+            (map.get(n).map(|op| op.node.ty), Some(n.to_owned()))
         }
-        (DocumentOperations::Multiple(_), None) => None,
+        (DocumentOperations::Multiple(map), None) if map.len() == 1 => map
+            .iter()
+            .next()
+            .map_or((None, None), |(n, op)| (Some(op.node.ty), Some(n.to_string()))),
+        (DocumentOperations::Multiple(_), None) => (None, None),
     };
-    match ty {
+    let kind = match ty {
         Some(OperationType::Query) => "query",
         Some(OperationType::Mutation) => "mutation",
         Some(OperationType::Subscription) => "subscription",
         None => "invalid",
-    }
+    };
+    (kind, found)
 }
 
 #[cfg(test)]

@@ -1,0 +1,13 @@
+//! End-to-end tests: the real `minigate` app on 127.0.0.1:0, talked to over HTTP, with WeChat
+//! played by a local fake server. Every test runs on the embedded defaults (SQLite, in-process
+//! limits) and, when `DATABASE_URL` is set, on PostgreSQL with Redis (`REDIS_URL`) too.
+
+#[macro_use]
+mod support;
+
+mod auth;
+mod http;
+mod import;
+mod limits;
+mod registry;
+mod tenancy;

@@ -1,0 +1,287 @@
+use std::{path::PathBuf, sync::Arc};
+
+use minigate_fakes::wechat::FakeWechat;
+use minigate_gateway::{app, config::Config};
+use minigate_resolvers::{Role, auth::create_password_user, registry::db as registry_db, tenant::db as tenant_db};
+use minigate_store::{Db, Id, testing::TestDb};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+pub const JWT_SECRET: &str = "e2e-secret-e2e-secret-e2e-secret-0123";
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Runs a test on SQLite and, when `DATABASE_URL` is set, on PostgreSQL + Redis.
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        both!($name, |_c: &mut minigate_gateway::config::Config| {}, $body);
+    };
+    ($name:ident, $tweak:expr, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = crate::support::TestApp::spawn(false, $tweak).await.unwrap();
+                ($body)(app).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if std::env::var("DATABASE_URL").is_err() {
+                    assert!(std::env::var_os("CI").is_none(), "CI must run the PostgreSQL variant: set DATABASE_URL");
+                    eprintln!("DATABASE_URL not set: PostgreSQL run skipped");
+                    return;
+                }
+                let app = crate::support::TestApp::spawn(true, $tweak).await.unwrap();
+                ($body)(app).await;
+            }
+        }
+    };
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub state: Arc<app::State>,
+    pub wechat: FakeWechat,
+    pub test_db: TestDb,
+    pub dir: PathBuf,
+    pub servers: bool,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A GraphQL answer.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub json: Value,
+}
+
+impl Resp {
+    pub fn code(&self) -> Option<&str> {
+        self.json["errors"][0]["extensions"]["code"].as_str()
+    }
+    #[track_caller]
+    pub fn ok(&self) -> &Value {
+        assert!(self.json.get("errors").is_none(), "unexpected errors: {}", self.json);
+        assert_eq!(self.status, 200, "{}", self.json);
+        &self.json["data"]
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(servers: bool, tweak: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
+        let test_db = if servers {
+            TestDb::postgres(&std::env::var("DATABASE_URL")?).await?
+        } else {
+            TestDb::sqlite().await?
+        };
+        let dir = std::env::temp_dir().join(format!("minigate-e2e-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        let wechat = FakeWechat::start().await;
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse()?,
+            database_url: test_db.url(),
+            redis_url: if servers { std::env::var("REDIS_URL").ok() } else { None },
+            redis_prefix: format!("e2e:{}:", uuid::Uuid::new_v4().simple()),
+            data_dir: dir.clone(),
+            jwt_secret: Some(SecretString::from(JWT_SECRET.to_owned())),
+            ..Config::default()
+        };
+        config.wechat.api_base = wechat.base_url.clone();
+        config.wechat.timeout_ms = 2_000;
+        tweak(&mut config);
+        let state = app::build(config.clone()).await?;
+        let (acceptor, addr) = app::bind(config.listen).await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app::serve(state.clone(), acceptor, async move {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            state,
+            wechat,
+            test_db,
+            dir,
+            servers,
+            stop: Some(stop),
+        })
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.state.db
+    }
+
+    pub async fn post(&self, query: &str, variables: Value, token: Option<&str>) -> Resp {
+        let mut req = self
+            .http
+            .post(format!("{}/graphql", self.base))
+            .header("accept", "application/graphql-response+json")
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        let json = r.json().await.unwrap_or(Value::Null);
+        Resp { status, json }
+    }
+
+    pub async fn gql(&self, token: &str, query: &str, variables: Value) -> Resp {
+        self.post(query, variables, Some(token)).await
+    }
+
+    // ---- seeding ----
+
+    pub async fn tenant(&self, slug: &str) -> Id {
+        let mut c = self.db().conn().await.unwrap();
+        tenant_db::insert_tenant(&mut c, slug, &format!("{slug} leasing")).await.unwrap().id
+    }
+
+    pub async fn branch(&self, tenant: Id, code: &str) -> Id {
+        let mut c = self.db().conn().await.unwrap();
+        registry_db::insert_branch(&mut c, tenant, code, &format!("branch {code}")).await.unwrap()
+    }
+
+    pub async fn vehicle(&self, tenant: Id, branch: Id, plate: &str) -> Id {
+        let mut c = self.db().conn().await.unwrap();
+        let vin = vin_for(plate);
+        registry_db::insert_vehicle(
+            &mut c,
+            tenant,
+            &registry_db::VehicleFields {
+                branch_id: branch,
+                plate,
+                vin: &vin,
+                model: Some("BYD Qin"),
+                status: "AVAILABLE",
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    pub async fn driver(&self, tenant: Id, branch: Id, phone: &str, id_number: &str) -> Id {
+        let mut c = self.db().conn().await.unwrap();
+        registry_db::insert_driver(
+            &mut c,
+            tenant,
+            &registry_db::DriverFields {
+                branch_id: branch,
+                vehicle_id: None,
+                name: "张伟",
+                phone,
+                id_number,
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Creates a password user and signs them in; returns the access and refresh tokens.
+    pub async fn password_user(&self, slug: &str, tenant: Id, role: Role, phone: &str, branch: Option<Id>) -> (String, String) {
+        create_password_user(self.db(), tenant, None, role, phone, PASSWORD.into(), "someone", branch)
+            .await
+            .unwrap();
+        self.login_password(slug, phone).await
+    }
+
+    pub async fn login_password(&self, slug: &str, phone: &str) -> (String, String) {
+        let r = self
+            .post(
+                "mutation($t: String!, $p: String!, $w: String!) { loginWithPassword(tenant: $t, phone: $p, password: $w) { accessToken refreshToken } }",
+                json!({ "t": slug, "p": phone, "w": PASSWORD }),
+                None,
+            )
+            .await;
+        let d = &r.ok()["loginWithPassword"];
+        (d["accessToken"].as_str().unwrap().to_owned(), d["refreshToken"].as_str().unwrap().to_owned())
+    }
+
+    pub async fn admin(&self, slug: &str) -> (Id, String) {
+        let t = self.tenant(slug).await;
+        let (token, _) = self.password_user(slug, t, Role::Admin, "13900000001", None).await;
+        (t, token)
+    }
+
+    /// Registers a mini-program for `tenant` with WeChat (the fake) and the database.
+    pub async fn mini_program(&self, tenant: Id, app_id: &str) {
+        let secret = format!("secret-of-{app_id}");
+        let path = self.dir.join(format!("{app_id}.secret"));
+        std::fs::write(&path, format!("{secret}\n")).unwrap();
+        self.wechat.add_app(app_id, &secret);
+        let mut tx = self.db().begin().await.unwrap();
+        tenant_db::upsert_app(&mut tx, tenant, tenant_db::MINIPROGRAM, app_id, "drivers", &format!("file:{}", path.display()))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    pub async fn login_wechat(&self, app_id: &str, openid: &str) -> Resp {
+        let code = self.wechat.login_code(app_id, openid, Some(&format!("union-{openid}")));
+        self.post(
+            "mutation($a: String!, $c: String!) { loginWithWechat(appId: $a, code: $c) { accessToken refreshToken user { id role } } }",
+            json!({ "a": app_id, "c": code }),
+            None,
+        )
+        .await
+    }
+
+    pub async fn count(&self, table_sql: &'static str) -> i64 {
+        let mut c = self.db().conn().await.unwrap();
+        minigate_store::fetch_scalar!(&mut c, i64, table_sql).unwrap()
+    }
+}
+
+/// A syntactically valid VIN (ISO 3779 check digit) derived from any text.
+pub fn vin_for(seed: &str) -> String {
+    let alphabet: Vec<char> = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789".chars().collect();
+    let mut h: u64 = 1469598103934665603;
+    for b in seed.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(1099511628211);
+    }
+    let mut chars: Vec<char> = (0..17)
+        .map(|i| {
+            h = h.rotate_left(7) ^ (i + 1);
+            alphabet[usize::try_from(h % 33).unwrap()]
+        })
+        .collect();
+    chars[0] = 'L';
+    let value = |c: char| match c {
+        '0'..='9' => c.to_digit(10).unwrap(),
+        'A' | 'J' => 1,
+        'B' | 'K' | 'S' => 2,
+        'C' | 'L' | 'T' => 3,
+        'D' | 'M' | 'U' => 4,
+        'E' | 'N' | 'V' => 5,
+        'F' | 'W' => 6,
+        'G' | 'P' | 'X' => 7,
+        'H' | 'Y' => 8,
+        _ => 9,
+    };
+    let weights = [8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2];
+    let sum: u32 = chars.iter().zip(weights).map(|(c, w)| value(*c) * w).sum();
+    chars[8] = match sum % 11 {
+        10 => 'X',
+        d => char::from_digit(d, 10).unwrap(),
+    };
+    chars.into_iter().collect()
+}
+
+/// Valid resident ID numbers (GB 11643 check character) for tests.
+pub fn id_number(serial: u32) -> String {
+    let base = format!("11010519900101{:03}", serial % 1000);
+    let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = base.chars().zip(weights).map(|(c, w)| c.to_digit(10).unwrap() * w).sum();
+    let check = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'][usize::try_from(sum % 11).unwrap()];
+    format!("{base}{check}")
+}
