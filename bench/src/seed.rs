@@ -100,7 +100,7 @@ pub fn plate(n: usize) -> String {
         k /= 10;
     }
     // A letter in the serial for a third of them, as on real new plates.
-    if n % 3 == 0 {
+    if n.is_multiple_of(3) {
         serial[0] = SERIAL[n % 23];
     }
     format!("粤{office}{}", String::from_utf8_lossy(&serial))

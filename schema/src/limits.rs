@@ -119,12 +119,11 @@ fn walk<'a>(
             }
             Selection::FragmentSpread(s) => {
                 let name = s.node.fragment_name.node.as_str();
-                if let Some(frag) = doc.fragments.get(&s.node.fragment_name.node) {
-                    if stack.insert(name) {
+                if let Some(frag) = doc.fragments.get(&s.node.fragment_name.node)
+                    && stack.insert(name) {
                         walk(doc, &frag.node.selection_set.node, n, stack, stop_after);
                         stack.remove(name);
                     }
-                }
             }
         }
     }

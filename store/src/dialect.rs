@@ -66,8 +66,8 @@ fn translate(sql: &str) -> Option<String> {
             i = end;
             continue;
         }
-        if c == b'=' {
-            if let Some((len, inner)) = any_call(&sql[i + 1..]) {
+        if c == b'='
+            && let Some((len, inner)) = any_call(&sql[i + 1..]) {
                 if !out.ends_with(|c: char| c.is_ascii_whitespace()) {
                     out.push(' ');
                 }
@@ -78,7 +78,6 @@ fn translate(sql: &str) -> Option<String> {
                 changed = true;
                 continue;
             }
-        }
         let word_start = i == 0 || !is_word(b[i - 1]);
         if word_start && is_word(c) {
             let rest = &sql[i..];

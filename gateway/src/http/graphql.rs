@@ -255,8 +255,8 @@ async fn run(
     is_get: bool,
 ) -> Response {
     let started = Instant::now();
-    if let Some(ip) = client_ip(req, state, remote) {
-        if let Err(r) = limit(
+    if let Some(ip) = client_ip(req, state, remote)
+        && let Err(r) = limit(
             &*state.deps.limiter,
             format!("ip:{ip}"),
             state.config.limits.per_ip_per_minute,
@@ -266,7 +266,6 @@ async fn run(
         {
             return r;
         }
-    }
     let viewer = match authenticate(req, state) {
         Ok(v) => v,
         Err(e) => {
@@ -282,8 +281,8 @@ async fn run(
             return r;
         }
     };
-    if let Some(v) = &viewer {
-        if let Err(r) = limit(
+    if let Some(v) = &viewer
+        && let Err(r) = limit(
             &*state.deps.limiter,
             format!("user:{}", v.user_id),
             state.config.limits.per_user_per_minute,
@@ -293,7 +292,6 @@ async fn run(
         {
             return r;
         }
-    }
     let variables = match parsed.variables {
         None | Some(serde_json::Value::Null) => Variables::default(),
         Some(v @ serde_json::Value::Object(_)) => Variables::from_json(v),

@@ -2,6 +2,9 @@
 //! played by a local fake server. Every test runs on the embedded defaults (SQLite, in-process
 //! limits) and, when `DATABASE_URL` is set, on PostgreSQL with Redis (`REDIS_URL`) too.
 
+// A failed unwrap is a failed test; the workspace ban on it is for production code.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[macro_use]
 mod support;
 

@@ -130,11 +130,10 @@ impl AuthMutation {
         let driver = registry_db::find_driver_by_phone(&mut tx, v.tenant_id, &phone)
             .await?
             .ok_or(Error::PhoneNotRegistered)?;
-        if let Some(other) = db::find_user_of_driver(&mut tx, driver.id).await? {
-            if other.id != user.id {
+        if let Some(other) = db::find_user_of_driver(&mut tx, driver.id).await?
+            && other.id != user.id {
                 return Err(Error::PhoneAlreadyBound);
             }
-        }
         db::bind_driver(&mut tx, user.id, driver.id, driver.branch_id, &phone).await?;
         audit::record(
             &mut tx,
