@@ -9,6 +9,7 @@
 mod support;
 
 mod auth;
+mod binary;
 mod http;
 mod import;
 mod limits;
