@@ -186,9 +186,7 @@ async fn vehicles_body(req: &Request, bare: &Bare) -> Result<Vec<u8>, Error> {
     let items = rows
         .iter()
         .map(|r| {
-            let b = by_id
-                .get(&r.branch_id)
-                .ok_or(Error::NotFound("branch"))?;
+            let b = by_id.get(&r.branch_id).ok_or(Error::NotFound("branch"))?;
             Ok(VehicleOut {
                 id: r.id,
                 plate: &r.plate,

@@ -21,12 +21,7 @@ mod seed;
 mod stats;
 
 use std::{
-    fmt::Write as _,
-    io::Write as _,
-    net::SocketAddr,
-    path::PathBuf,
-    process::ExitCode,
-    sync::Arc,
+    fmt::Write as _, io::Write as _, net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc,
     time::Duration,
 };
 
@@ -78,8 +73,7 @@ struct Args {
 
 const JWT_SECRET: &str = "minigate-bench-secret-0123456789abcdef";
 const ME_QUERY: &str = "{ me { id role displayName phone } }";
-const VEHICLES_QUERY: &str =
-    "{ vehicles(first: 50) { items { id plate vin model status branch { id code name } } nextCursor } }";
+const VEHICLES_QUERY: &str = "{ vehicles(first: 50) { items { id plate vin model status branch { id code name } } nextCursor } }";
 const ME_BODY: &str = r#"{"query":"{ me { id role displayName phone } }"}"#;
 const VEHICLES_BODY: &str = r#"{"query":"{ vehicles(first: 50) { items { id plate vin model status branch { id code name } } nextCursor } }"}"#;
 const LOGIN: &str = "mutation($tenant: String!, $phone: String!, $password: String!) {
@@ -153,7 +147,9 @@ struct Servers {
 impl Servers {
     async fn start(args: &Args) -> anyhow::Result<Self> {
         let test_db = match args.database_url.as_deref() {
-            None => TestDb::sqlite().await.context("creating a SQLite database")?,
+            None => TestDb::sqlite()
+                .await
+                .context("creating a SQLite database")?,
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 TestDb::postgres(url)
                     .await
@@ -355,8 +351,12 @@ fn client(connections: usize) -> anyhow::Result<Client> {
 async fn check_equal(minigate: &Target, bare: &Target, what: &str) -> anyhow::Result<Value> {
     let (ms, mb) = minigate.fetch().await?;
     let (bs, bb) = bare.fetch().await?;
-    let mv: Value = serde_json::from_slice(&mb)
-        .with_context(|| format!("minigate's {what} is not JSON: {}", String::from_utf8_lossy(&mb)))?;
+    let mv: Value = serde_json::from_slice(&mb).with_context(|| {
+        format!(
+            "minigate's {what} is not JSON: {}",
+            String::from_utf8_lossy(&mb)
+        )
+    })?;
     let bv: Value = serde_json::from_slice(&bb)
         .with_context(|| format!("bare {what} is not JSON: {}", String::from_utf8_lossy(&bb)))?;
     if ms != StatusCode::OK || bs != StatusCode::OK || mv != bv {
@@ -388,17 +388,20 @@ async fn measure(
     let token = sign_in(&minigate_client, &graphql, &servers.login).await?;
     let auth = HeaderValue::from_str(&format!("Bearer {token}"))?;
 
-    let target = |client: &Client, method: Method, url: Url, body: Option<&'static str>| {
-        Target {
-            client: client.clone(),
-            method,
-            url,
-            body,
-            auth: auth.clone(),
-            expected_len: 0,
-        }
+    let target = |client: &Client, method: Method, url: Url, body: Option<&'static str>| Target {
+        client: client.clone(),
+        method,
+        url,
+        body,
+        auth: auth.clone(),
+        expected_len: 0,
     };
-    let mut mg_me = target(&minigate_client, Method::POST, graphql.clone(), Some(ME_BODY));
+    let mut mg_me = target(
+        &minigate_client,
+        Method::POST,
+        graphql.clone(),
+        Some(ME_BODY),
+    );
     let mut mg_vehicles = target(
         &minigate_client,
         Method::POST,
@@ -430,7 +433,10 @@ async fn measure(
         .map_or(0, Vec::len);
     let cursor = page.pointer("/data/vehicles/nextCursor");
     if items != bare::PAGE || cursor.is_none_or(Value::is_null) {
-        bail!("expected a full page of {} with a cursor: {page}", bare::PAGE);
+        bail!(
+            "expected a full page of {} with a cursor: {page}",
+            bare::PAGE
+        );
     }
     eprintln!("both servers give equal answers to `me` and to the vehicle page");
     for t in [
@@ -462,7 +468,12 @@ async fn measure(
     if args.warmup > 0 {
         eprintln!("warming up, {} s per scenario", args.warmup);
         for s in &scenarios {
-            load::run(&s.target, args.connections, Duration::from_secs(args.warmup)).await?;
+            load::run(
+                &s.target,
+                args.connections,
+                Duration::from_secs(args.warmup),
+            )
+            .await?;
         }
     }
     let rss_before_kib = cpu::rss_kib();
@@ -516,7 +527,10 @@ fn account(s: &mut Scenario, before: Option<Sample>, after: Option<Sample>) {
 }
 
 fn ms(us: Option<u32>) -> String {
-    us.map_or_else(|| "–".to_owned(), |u| format!("{:.2}", f64::from(u) / 1000.0))
+    us.map_or_else(
+        || "–".to_owned(),
+        |u| format!("{:.2}", f64::from(u) / 1000.0),
+    )
 }
 
 fn opt(v: Option<f64>) -> String {

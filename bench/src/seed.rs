@@ -26,7 +26,12 @@ const BRANCH_NAMES: [&str; BRANCHES] = [
     "东莞南城店",
     "珠海香洲店",
 ];
-const MODELS: [&str; 4] = ["BYD Qin PLUS", "Toyota Corolla", "VW Lavida", "Geely Emgrand"];
+const MODELS: [&str; 4] = [
+    "BYD Qin PLUS",
+    "Toyota Corolla",
+    "VW Lavida",
+    "Geely Emgrand",
+];
 const STATUSES: [&str; 4] = ["AVAILABLE", "RENTED", "MAINTENANCE", "RETIRED"];
 /// Issuing-office letters of Guangdong plates used here.
 const OFFICES: [char; 6] = ['A', 'B', 'C', 'E', 'S', 'T'];

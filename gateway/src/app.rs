@@ -47,10 +47,11 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<State>> {
     if let Some(path) = config.database_url.strip_prefix("sqlite:") {
         let path = path.trim_start_matches("//");
         if let Some(parent) = std::path::Path::new(path.split('?').next().unwrap_or(path)).parent()
-            && !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("creating {}", parent.display()))?;
-            }
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
     }
     let db = Db::connect_lazy(
         &config.database_url,

@@ -153,9 +153,10 @@ async fn open_db(config: &Config) -> anyhow::Result<Db> {
     let state_free = config.clone();
     if let Some(path) = state_free.database_url.strip_prefix("sqlite:")
         && let Some(parent) = std::path::Path::new(path.trim_start_matches("//")).parent()
-            && !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)?;
-            }
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)?;
+    }
     let db = Db::connect_lazy(&config.database_url, &DbOptions::default())?;
     db.migrate().await.context("applying migrations")?;
     Ok(db)

@@ -57,7 +57,10 @@ mod contract_tests {
     fn every_error_code_is_listed_once_and_screaming_snake() {
         let codes = super::error_codes();
         for (c, d) in &codes {
-            assert!(c.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'), "{c}");
+            assert!(
+                c.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'),
+                "{c}"
+            );
             assert!(!d.is_empty());
         }
         let mut names: Vec<_> = codes.iter().map(|(c, _)| *c).collect();

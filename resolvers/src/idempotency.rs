@@ -25,7 +25,10 @@ pub fn validate_key(key: &str) -> Result<()> {
     if (8..=128).contains(&key.len()) && key.chars().all(|c| c.is_ascii_graphic()) {
         Ok(())
     } else {
-        Err(Error::invalid("idempotencyKey", "8 to 128 printable ASCII characters"))
+        Err(Error::invalid(
+            "idempotencyKey",
+            "8 to 128 printable ASCII characters",
+        ))
     }
 }
 
@@ -44,7 +47,13 @@ fn is_race(e: &Error) -> bool {
 /// The key is reserved before `create` runs, in the same transaction: a concurrent twin blocks
 /// on the reservation (PostgreSQL's unique index; SQLite's single writer) until the first
 /// commits, then fails on it and reads the first one's result.
-pub async fn once<F>(db: &store::Db, user_id: Id, key: Option<&str>, operation: &str, create: F) -> Result<Id>
+pub async fn once<F>(
+    db: &store::Db,
+    user_id: Id,
+    key: Option<&str>,
+    operation: &str,
+    create: F,
+) -> Result<Id>
 where
     F: AsyncFnOnce(&mut Conn) -> Result<Id>,
 {

@@ -16,7 +16,7 @@ mod idempotency;
 pub mod pii;
 pub mod registry;
 pub mod tenant;
-mod validate;
+pub mod validate;
 mod viewer;
 
 pub use deps::{Deps, RateLimited, RateLimiter, SecretError, Secrets};

@@ -120,10 +120,11 @@ fn walk<'a>(
             Selection::FragmentSpread(s) => {
                 let name = s.node.fragment_name.node.as_str();
                 if let Some(frag) = doc.fragments.get(&s.node.fragment_name.node)
-                    && stack.insert(name) {
-                        walk(doc, &frag.node.selection_set.node, n, stack, stop_after);
-                        stack.remove(name);
-                    }
+                    && stack.insert(name)
+                {
+                    walk(doc, &frag.node.selection_set.node, n, stack, stop_after);
+                    stack.remove(name);
+                }
             }
         }
     }
@@ -161,15 +162,22 @@ mod tests {
 /// Whether the selected operations ask for `__schema` or `__type` (introspection). Root fields
 /// only: those are the only places introspection can start.
 pub fn uses_introspection(doc: &ExecutableDocument) -> bool {
-    fn root<'a>(doc: &'a ExecutableDocument, set: &'a SelectionSet, stack: &mut HashSet<&'a str>) -> bool {
+    fn root<'a>(
+        doc: &'a ExecutableDocument,
+        set: &'a SelectionSet,
+        stack: &mut HashSet<&'a str>,
+    ) -> bool {
         set.items.iter().any(|item| match &item.node {
             Selection::Field(f) => matches!(f.node.name.node.as_str(), "__schema" | "__type"),
             Selection::InlineFragment(f) => root(doc, &f.node.selection_set.node, stack),
             Selection::FragmentSpread(s) => {
                 let name = s.node.fragment_name.node.as_str();
-                let found = doc.fragments.get(&s.node.fragment_name.node).is_some_and(|frag| {
-                    stack.insert(name) && root(doc, &frag.node.selection_set.node, stack)
-                });
+                let found = doc
+                    .fragments
+                    .get(&s.node.fragment_name.node)
+                    .is_some_and(|frag| {
+                        stack.insert(name) && root(doc, &frag.node.selection_set.node, stack)
+                    });
                 stack.remove(name);
                 found
             }
@@ -178,7 +186,9 @@ pub fn uses_introspection(doc: &ExecutableDocument) -> bool {
     let mut stack = HashSet::new();
     match &doc.operations {
         DocumentOperations::Single(op) => root(doc, &op.node.selection_set.node, &mut stack),
-        DocumentOperations::Multiple(ops) => ops.values().any(|op| root(doc, &op.node.selection_set.node, &mut stack)),
+        DocumentOperations::Multiple(ops) => ops
+            .values()
+            .any(|op| root(doc, &op.node.selection_set.node, &mut stack)),
     }
 }
 
@@ -194,7 +204,9 @@ mod introspection_tests {
     fn introspection_is_found_at_the_root_and_through_fragments() {
         assert!(uses("{ __schema { types { name } } }"));
         assert!(uses("{ ... on Query { __type(name: \"User\") { name } } }"));
-        assert!(uses("{ ...F } fragment F on Query { __schema { queryType { name } } }"));
+        assert!(uses(
+            "{ ...F } fragment F on Query { __schema { queryType { name } } }"
+        ));
         assert!(!uses("{ __typename me { id } }"));
     }
 }

@@ -67,17 +67,18 @@ fn translate(sql: &str) -> Option<String> {
             continue;
         }
         if c == b'='
-            && let Some((len, inner)) = any_call(&sql[i + 1..]) {
-                if !out.ends_with(|c: char| c.is_ascii_whitespace()) {
-                    out.push(' ');
-                }
-                out.push_str("in (select value from json_each(");
-                out.push_str(inner.trim());
-                out.push_str("))");
-                i += 1 + len;
-                changed = true;
-                continue;
+            && let Some((len, inner)) = any_call(&sql[i + 1..])
+        {
+            if !out.ends_with(|c: char| c.is_ascii_whitespace()) {
+                out.push(' ');
             }
+            out.push_str("in (select value from json_each(");
+            out.push_str(inner.trim());
+            out.push_str("))");
+            i += 1 + len;
+            changed = true;
+            continue;
+        }
         let word_start = i == 0 || !is_word(b[i - 1]);
         if word_start && is_word(c) {
             let rest = &sql[i..];

@@ -21,7 +21,10 @@ macro_rules! on_both_backends {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let Ok(url) = std::env::var("DATABASE_URL") else {
-                    assert!(std::env::var_os("CI").is_none(), "CI must run the PostgreSQL variant: set DATABASE_URL");
+                    assert!(
+                        std::env::var_os("CI").is_none(),
+                        "CI must run the PostgreSQL variant: set DATABASE_URL"
+                    );
                     eprintln!("DATABASE_URL not set: PostgreSQL run skipped");
                     return;
                 };

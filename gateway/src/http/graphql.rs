@@ -65,6 +65,17 @@ fn negotiate(accept: Option<&str>) -> Option<Media> {
     json.then_some(Media::Json)
 }
 
+fn accepted(req: &Request) -> Result<Media, Response> {
+    negotiate(req.header(header::ACCEPT)).ok_or_else(|| {
+        error_body(
+            StatusCode::NOT_ACCEPTABLE,
+            JSON,
+            "NOT_ACCEPTABLE",
+            "accept application/graphql-response+json or application/json",
+        )
+    })
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PostBody {
@@ -104,13 +115,9 @@ pub async fn post(
     state: Data<&Arc<State>>,
     remote: &RemoteAddr,
 ) -> Response {
-    let Some(media) = negotiate(req.header(header::ACCEPT)) else {
-        return error_body(
-            StatusCode::NOT_ACCEPTABLE,
-            JSON,
-            "NOT_ACCEPTABLE",
-            "accept application/graphql-response+json or application/json",
-        );
+    let media = match accepted(req) {
+        Ok(m) => m,
+        Err(refusal) => return refusal,
     };
     let content_type = req
         .header(header::CONTENT_TYPE)
@@ -164,13 +171,9 @@ pub async fn post(
 
 #[poem::handler]
 pub async fn get(req: &Request, state: Data<&Arc<State>>, remote: &RemoteAddr) -> Response {
-    let Some(media) = negotiate(req.header(header::ACCEPT)) else {
-        return error_body(
-            StatusCode::NOT_ACCEPTABLE,
-            JSON,
-            "NOT_ACCEPTABLE",
-            "accept application/graphql-response+json or application/json",
-        );
+    let media = match accepted(req) {
+        Ok(m) => m,
+        Err(refusal) => return refusal,
     };
     let params: GetParams = match req.params() {
         Ok(p) => p,
@@ -263,9 +266,9 @@ async fn run(
             media,
         )
         .await
-        {
-            return r;
-        }
+    {
+        return r;
+    }
     let viewer = match authenticate(req, state) {
         Ok(v) => v,
         Err(e) => {
@@ -289,9 +292,9 @@ async fn run(
             media,
         )
         .await
-        {
-            return r;
-        }
+    {
+        return r;
+    }
     let variables = match parsed.variables {
         None | Some(serde_json::Value::Null) => Variables::default(),
         Some(v @ serde_json::Value::Object(_)) => Variables::from_json(v),
@@ -301,17 +304,31 @@ async fn run(
     if let Some(op) = &parsed.operation_name {
         request = request.operation_name(op.clone());
     }
-    let mobile_client = state.config.production() && viewer.as_ref().is_none_or(|v| v.role != Role::Admin);
+    let mobile_client =
+        state.config.production() && viewer.as_ref().is_none_or(|v| v.role != Role::Admin);
     let (kind, doc_name, introspects) = match request.parsed_query() {
         Ok(doc) => {
             let (kind, name) = operation_kind(&doc.operations, parsed.operation_name.as_deref());
-            (kind, name, mobile_client && minigate_schema::uses_introspection(doc))
+            (
+                kind,
+                name,
+                mobile_client && minigate_schema::uses_introspection(doc),
+            )
         }
         Err(_) => ("invalid", None, false),
     };
     if introspects {
-        let status = if media == Media::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-        return error_body(status, media.content_type(), "INTROSPECTION_DISABLED", "introspection is off in production");
+        let status = if media == Media::GraphqlResponse {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+        return error_body(
+            status,
+            media.content_type(),
+            "INTROSPECTION_DISABLED",
+            "introspection is off in production",
+        );
     }
     if is_get && kind == "mutation" {
         let mut r = error_body(
@@ -399,10 +416,11 @@ fn operation_kind(ops: &DocumentOperations, name: Option<&str>) -> (&'static str
         (DocumentOperations::Multiple(map), Some(n)) => {
             (map.get(n).map(|op| op.node.ty), Some(n.to_owned()))
         }
-        (DocumentOperations::Multiple(map), None) if map.len() == 1 => map
-            .iter()
-            .next()
-            .map_or((None, None), |(n, op)| (Some(op.node.ty), Some(n.to_string()))),
+        (DocumentOperations::Multiple(map), None) if map.len() == 1 => {
+            map.iter().next().map_or((None, None), |(n, op)| {
+                (Some(op.node.ty), Some(n.to_string()))
+            })
+        }
         (DocumentOperations::Multiple(_), None) => (None, None),
     };
     let kind = match ty {

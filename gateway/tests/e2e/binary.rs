@@ -47,7 +47,11 @@ async fn the_binary_starts_on_embedded_defaults_and_drains_on_sigterm() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let pid = child.id().unwrap().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
     assert!(killed.success());
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -57,7 +61,10 @@ async fn the_binary_starts_on_embedded_defaults_and_drains_on_sigterm() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"__typename\":\"Query\""), "{answer}");
 
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "{status:?}");
     // New connections are refused once it has stopped.
     assert!(TcpStream::connect(&addr).await.is_err());

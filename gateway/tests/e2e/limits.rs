@@ -3,32 +3,69 @@ use serde_json::json;
 
 use crate::support::TestApp;
 
-both!(depth_complexity_and_alias_limits_refuse_the_document,
-    |c: &mut Config| { c.limits.depth = 3; c.limits.aliases = 4; c.limits.complexity = 12; },
+both!(
+    depth_complexity_and_alias_limits_refuse_the_document,
+    |c: &mut Config| {
+        c.limits.depth = 3;
+        c.limits.aliases = 4;
+        c.limits.complexity = 12;
+    },
     |app: TestApp| async move {
         let (_, token) = app.admin("acme").await;
-        let deep = app.gql(&token, "{ me { driver { vehicle { branch { id } } } } }", json!({})).await;
+        let deep = app
+            .gql(
+                &token,
+                "{ me { driver { vehicle { branch { id } } } } }",
+                json!({}),
+            )
+            .await;
         assert_eq!((deep.status, deep.code()), (400, Some("QUERY_TOO_DEEP")));
-        let aliases = app.gql(&token, "{ a: me { id } b: me { id } c: me { id } d: me { id } e: me { id } }", json!({})).await;
-        assert_eq!((aliases.status, aliases.code()), (400, Some("QUERY_TOO_MANY_ALIASES")));
+        let aliases = app
+            .gql(
+                &token,
+                "{ a: me { id } b: me { id } c: me { id } d: me { id } e: me { id } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            (aliases.status, aliases.code()),
+            (400, Some("QUERY_TOO_MANY_ALIASES"))
+        );
         let via_fragments = app
-            .gql(&token, "{ ...F ...F ...F } fragment F on Query { x: me { id } y: me { id } }", json!({}))
+            .gql(
+                &token,
+                "{ ...F ...F ...F } fragment F on Query { x: me { id } y: me { id } }",
+                json!({}),
+            )
             .await;
         assert_eq!(via_fragments.code(), Some("QUERY_TOO_MANY_ALIASES"));
         let complex = app
             .gql(&token, "{ vehicles { items { id plate vin model status updatedAt } nextCursor } branches { id code name } me { id role displayName phone } }", json!({}))
             .await;
-        assert_eq!((complex.status, complex.code()), (400, Some("QUERY_TOO_COMPLEX")), "{}", complex.json);
-        let fine = app.gql(&token, "{ a: me { id } b: me { role } }", json!({})).await;
+        assert_eq!(
+            (complex.status, complex.code()),
+            (400, Some("QUERY_TOO_COMPLEX")),
+            "{}",
+            complex.json
+        );
+        let fine = app
+            .gql(&token, "{ a: me { id } b: me { role } }", json!({}))
+            .await;
         fine.ok();
     }
 );
 
-both!(the_per_ip_budget_refuses_with_429_and_retry_after,
-    |c: &mut Config| { c.limits.per_ip_per_minute = 3; },
+both!(
+    the_per_ip_budget_refuses_with_429_and_retry_after,
+    |c: &mut Config| {
+        c.limits.per_ip_per_minute = 3;
+    },
     |app: TestApp| async move {
         for _ in 0..3 {
-            assert_eq!(app.post("{ __typename }", json!({}), None).await.status, 200);
+            assert_eq!(
+                app.post("{ __typename }", json!({}), None).await.status,
+                200
+            );
         }
         let r = app
             .http
@@ -38,14 +75,25 @@ both!(the_per_ip_budget_refuses_with_429_and_retry_after,
             .await
             .unwrap();
         assert_eq!(r.status(), 429);
-        assert!(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+        assert!(
+            r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+                >= 1
+        );
         let body: serde_json::Value = r.json().await.unwrap();
         assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
     }
 );
 
-both!(forwarded_for_counts_only_behind_a_trusted_proxy,
-    |c: &mut Config| { c.limits.per_ip_per_minute = 2; c.trusted_proxies = vec!["127.0.0.1".into()]; },
+both!(
+    forwarded_for_counts_only_behind_a_trusted_proxy,
+    |c: &mut Config| {
+        c.limits.per_ip_per_minute = 2;
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+    },
     |app: TestApp| async move {
         let send = |ip: &'static str| {
             app.http
@@ -62,8 +110,11 @@ both!(forwarded_for_counts_only_behind_a_trusted_proxy,
     }
 );
 
-both!(forwarded_for_from_an_untrusted_peer_is_ignored,
-    |c: &mut Config| { c.limits.per_ip_per_minute = 2; },
+both!(
+    forwarded_for_from_an_untrusted_peer_is_ignored,
+    |c: &mut Config| {
+        c.limits.per_ip_per_minute = 2;
+    },
     |app: TestApp| async move {
         let send = |ip: &'static str| {
             app.http
@@ -83,7 +134,10 @@ both!(forwarded_for_from_an_untrusted_peer_is_ignored,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_one_rate_budget_through_redis() {
     if std::env::var("DATABASE_URL").is_err() || std::env::var("REDIS_URL").is_err() {
-        assert!(std::env::var_os("CI").is_none(), "CI must run this: set DATABASE_URL and REDIS_URL");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this: set DATABASE_URL and REDIS_URL"
+        );
         eprintln!("DATABASE_URL / REDIS_URL not set: skipped");
         return;
     }
@@ -104,7 +158,10 @@ async fn replicas_share_one_rate_budget_through_redis() {
     .await
     .unwrap();
     for app in [&a, &b, &a, &b] {
-        assert_eq!(app.post("{ __typename }", json!({}), None).await.status, 200);
+        assert_eq!(
+            app.post("{ __typename }", json!({}), None).await.status,
+            200
+        );
     }
     assert_eq!(a.post("{ __typename }", json!({}), None).await.status, 429);
     assert_eq!(b.post("{ __typename }", json!({}), None).await.status, 429);

@@ -2,7 +2,9 @@ use std::{path::PathBuf, sync::Arc};
 
 use minigate_fakes::wechat::FakeWechat;
 use minigate_gateway::{app, config::Config};
-use minigate_resolvers::{Role, auth::create_password_user, registry::db as registry_db, tenant::db as tenant_db};
+use minigate_resolvers::{
+    Role, auth::create_password_user, registry::db as registry_db, tenant::db as tenant_db,
+};
 use minigate_store::{Db, Id, testing::TestDb};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -27,7 +29,10 @@ macro_rules! both {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 if std::env::var("DATABASE_URL").is_err() {
-                    assert!(std::env::var_os("CI").is_none(), "CI must run the PostgreSQL variant: set DATABASE_URL");
+                    assert!(
+                        std::env::var_os("CI").is_none(),
+                        "CI must run the PostgreSQL variant: set DATABASE_URL"
+                    );
                     eprintln!("DATABASE_URL not set: PostgreSQL run skipped");
                     return;
                 }
@@ -71,7 +76,11 @@ impl Resp {
     }
     #[track_caller]
     pub fn ok(&self) -> &Value {
-        assert!(self.json.get("errors").is_none(), "unexpected errors: {}", self.json);
+        assert!(
+            self.json.get("errors").is_none(),
+            "unexpected errors: {}",
+            self.json
+        );
         assert_eq!(self.status, 200, "{}", self.json);
         &self.json["data"]
     }
@@ -90,7 +99,11 @@ impl TestApp {
         let mut config = Config {
             listen: "127.0.0.1:0".parse()?,
             database_url: test_db.url(),
-            redis_url: if servers { std::env::var("REDIS_URL").ok() } else { None },
+            redis_url: if servers {
+                std::env::var("REDIS_URL").ok()
+            } else {
+                None
+            },
             redis_prefix: format!("e2e:{}:", uuid::Uuid::new_v4().simple()),
             data_dir: dir.clone(),
             jwt_secret: Some(SecretString::from(JWT_SECRET.to_owned())),
@@ -144,12 +157,17 @@ impl TestApp {
 
     pub async fn tenant(&self, slug: &str) -> Id {
         let mut c = self.db().conn().await.unwrap();
-        tenant_db::insert_tenant(&mut c, slug, &format!("{slug} leasing")).await.unwrap().id
+        tenant_db::insert_tenant(&mut c, slug, &format!("{slug} leasing"))
+            .await
+            .unwrap()
+            .id
     }
 
     pub async fn branch(&self, tenant: Id, code: &str) -> Id {
         let mut c = self.db().conn().await.unwrap();
-        registry_db::insert_branch(&mut c, tenant, code, &format!("branch {code}")).await.unwrap()
+        registry_db::insert_branch(&mut c, tenant, code, &format!("branch {code}"))
+            .await
+            .unwrap()
     }
 
     pub async fn vehicle(&self, tenant: Id, branch: Id, plate: &str) -> Id {
@@ -188,10 +206,26 @@ impl TestApp {
     }
 
     /// Creates a password user and signs them in; returns the access and refresh tokens.
-    pub async fn password_user(&self, slug: &str, tenant: Id, role: Role, phone: &str, branch: Option<Id>) -> (String, String) {
-        create_password_user(self.db(), tenant, None, role, phone, PASSWORD.into(), "someone", branch)
-            .await
-            .unwrap();
+    pub async fn password_user(
+        &self,
+        slug: &str,
+        tenant: Id,
+        role: Role,
+        phone: &str,
+        branch: Option<Id>,
+    ) -> (String, String) {
+        create_password_user(
+            self.db(),
+            tenant,
+            None,
+            role,
+            phone,
+            PASSWORD.into(),
+            "someone",
+            branch,
+        )
+        .await
+        .unwrap();
         self.login_password(slug, phone).await
     }
 
@@ -204,12 +238,17 @@ impl TestApp {
             )
             .await;
         let d = &r.ok()["loginWithPassword"];
-        (d["accessToken"].as_str().unwrap().to_owned(), d["refreshToken"].as_str().unwrap().to_owned())
+        (
+            d["accessToken"].as_str().unwrap().to_owned(),
+            d["refreshToken"].as_str().unwrap().to_owned(),
+        )
     }
 
     pub async fn admin(&self, slug: &str) -> (Id, String) {
         let t = self.tenant(slug).await;
-        let (token, _) = self.password_user(slug, t, Role::Admin, "13900000001", None).await;
+        let (token, _) = self
+            .password_user(slug, t, Role::Admin, "13900000001", None)
+            .await;
         (t, token)
     }
 
@@ -220,14 +259,23 @@ impl TestApp {
         std::fs::write(&path, format!("{secret}\n")).unwrap();
         self.wechat.add_app(app_id, &secret);
         let mut tx = self.db().begin().await.unwrap();
-        tenant_db::upsert_app(&mut tx, tenant, tenant_db::MINIPROGRAM, app_id, "drivers", &format!("file:{}", path.display()))
-            .await
-            .unwrap();
+        tenant_db::upsert_app(
+            &mut tx,
+            tenant,
+            tenant_db::MINIPROGRAM,
+            app_id,
+            "drivers",
+            &format!("file:{}", path.display()),
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
     }
 
     pub async fn login_wechat(&self, app_id: &str, openid: &str) -> Resp {
-        let code = self.wechat.login_code(app_id, openid, Some(&format!("union-{openid}")));
+        let code = self
+            .wechat
+            .login_code(app_id, openid, Some(&format!("union-{openid}")));
         self.post(
             "mutation($a: String!, $c: String!) { loginWithWechat(appId: $a, code: $c) { accessToken refreshToken user { id role } } }",
             json!({ "a": app_id, "c": code }),
@@ -256,32 +304,15 @@ pub fn vin_for(seed: &str) -> String {
         })
         .collect();
     chars[0] = 'L';
-    let value = |c: char| match c {
-        '0'..='9' => c.to_digit(10).unwrap(),
-        'A' | 'J' => 1,
-        'B' | 'K' | 'S' => 2,
-        'C' | 'L' | 'T' => 3,
-        'D' | 'M' | 'U' => 4,
-        'E' | 'N' | 'V' => 5,
-        'F' | 'W' => 6,
-        'G' | 'P' | 'X' => 7,
-        'H' | 'Y' => 8,
-        _ => 9,
-    };
-    let weights = [8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2];
-    let sum: u32 = chars.iter().zip(weights).map(|(c, w)| value(*c) * w).sum();
-    chars[8] = match sum % 11 {
-        10 => 'X',
-        d => char::from_digit(d, 10).unwrap(),
-    };
+    chars[8] = '0';
+    let draft: String = chars.iter().collect();
+    chars[8] = minigate_resolvers::validate::vin_check_digit(&draft).unwrap();
     chars.into_iter().collect()
 }
 
 /// Valid resident ID numbers (GB 11643 check character) for tests.
 pub fn id_number(serial: u32) -> String {
     let base = format!("11010519900101{:03}", serial % 1000);
-    let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = base.chars().zip(weights).map(|(c, w)| c.to_digit(10).unwrap() * w).sum();
-    let check = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'][usize::try_from(sum % 11).unwrap()];
+    let check = minigate_resolvers::validate::id_check_char(&base).unwrap();
     format!("{base}{check}")
 }

@@ -131,9 +131,10 @@ impl AuthMutation {
             .await?
             .ok_or(Error::PhoneNotRegistered)?;
         if let Some(other) = db::find_user_of_driver(&mut tx, driver.id).await?
-            && other.id != user.id {
-                return Err(Error::PhoneAlreadyBound);
-            }
+            && other.id != user.id
+        {
+            return Err(Error::PhoneAlreadyBound);
+        }
         db::bind_driver(&mut tx, user.id, driver.id, driver.branch_id, &phone).await?;
         audit::record(
             &mut tx,
