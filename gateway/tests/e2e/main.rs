@@ -13,5 +13,6 @@ mod binary;
 mod http;
 mod import;
 mod limits;
+mod outage;
 mod registry;
 mod tenancy;

@@ -151,10 +151,6 @@ pub async fn branches_by_ids(c: &mut Conn, tenant_id: Id, ids: Vec<Id>) -> Resul
     )?)
 }
 
-pub async fn branches_by_codes(c: &mut Conn, tenant_id: Id) -> Result<Vec<BranchRow>> {
-    list_branches(c, tenant_id, None).await
-}
-
 // ---- vehicles ----
 
 pub struct VehicleFilter<'a> {

@@ -177,7 +177,7 @@ pub async fn run(
         ..Default::default()
     };
     let mut tx = db.begin().await?;
-    let branches: HashMap<String, Id> = db::branches_by_codes(&mut tx, tenant_id)
+    let branches: HashMap<String, Id> = db::list_branches(&mut tx, tenant_id, None)
         .await?
         .into_iter()
         .map(|b| (b.code, b.id))
