@@ -65,15 +65,13 @@ fn negotiate(accept: Option<&str>) -> Option<Media> {
     json.then_some(Media::Json)
 }
 
-fn accepted(req: &Request) -> Result<Media, Response> {
-    negotiate(req.header(header::ACCEPT)).ok_or_else(|| {
-        error_body(
-            StatusCode::NOT_ACCEPTABLE,
-            JSON,
-            "NOT_ACCEPTABLE",
-            "accept application/graphql-response+json or application/json",
-        )
-    })
+fn not_acceptable() -> Response {
+    error_body(
+        StatusCode::NOT_ACCEPTABLE,
+        JSON,
+        "NOT_ACCEPTABLE",
+        "accept application/graphql-response+json or application/json",
+    )
 }
 
 #[derive(Deserialize)]
@@ -115,9 +113,8 @@ pub async fn post(
     state: Data<&Arc<State>>,
     remote: &RemoteAddr,
 ) -> Response {
-    let media = match accepted(req) {
-        Ok(m) => m,
-        Err(refusal) => return refusal,
+    let Some(media) = negotiate(req.header(header::ACCEPT)) else {
+        return not_acceptable();
     };
     let content_type = req
         .header(header::CONTENT_TYPE)
@@ -171,9 +168,8 @@ pub async fn post(
 
 #[poem::handler]
 pub async fn get(req: &Request, state: Data<&Arc<State>>, remote: &RemoteAddr) -> Response {
-    let media = match accepted(req) {
-        Ok(m) => m,
-        Err(refusal) => return refusal,
+    let Some(media) = negotiate(req.header(header::ACCEPT)) else {
+        return not_acceptable();
     };
     let params: GetParams = match req.params() {
         Ok(p) => p,
