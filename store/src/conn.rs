@@ -95,20 +95,26 @@ impl Db {
 
     /// A pooled connection outside any transaction (each statement commits on its own).
     pub async fn conn(&self) -> Result<Conn> {
-        Ok(Conn(match self {
-            Db::Postgres(p) => Inner::Pg(p.acquire().await?),
-            Db::Sqlite(p) => Inner::Lite(p.acquire().await?),
-        }))
+        Ok(Conn(
+            match self {
+                Db::Postgres(p) => Inner::Pg(p.acquire().await?),
+                Db::Sqlite(p) => Inner::Lite(p.acquire().await?),
+            },
+            Vec::new(),
+        ))
     }
 
     /// A write transaction. On SQLite it starts with `BEGIN IMMEDIATE`, taking the write lock up
     /// front: a deferred transaction that reads and then writes can fail with `SQLITE_BUSY`
     /// instead of waiting, and the lock is what stands in for PostgreSQL's row locks.
     pub async fn begin(&self) -> Result<Conn> {
-        Ok(Conn(match self {
-            Db::Postgres(p) => Inner::PgTx(p.begin().await?),
-            Db::Sqlite(p) => Inner::LiteTx(p.begin_with("BEGIN IMMEDIATE").await?),
-        }))
+        Ok(Conn(
+            match self {
+                Db::Postgres(p) => Inner::PgTx(p.begin().await?),
+                Db::Sqlite(p) => Inner::LiteTx(p.begin_with("BEGIN IMMEDIATE").await?),
+            },
+            Vec::new(),
+        ))
     }
 
     /// Checks that the database answers (for `/readyz`).
@@ -142,8 +148,16 @@ impl Db {
 
 /// A connection, either on its own or inside a write transaction from [`Db::begin`].
 /// Query functions take `&mut Conn`, so the caller decides which.
-#[derive(Debug)]
-pub struct Conn(Inner);
+pub struct Conn(Inner, Vec<Box<dyn FnOnce() + Send>>);
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Conn")
+            .field(&self.0)
+            .field(&self.1.len())
+            .finish()
+    }
+}
 
 #[derive(Debug)]
 enum Inner {
@@ -176,12 +190,31 @@ impl Conn {
         }
     }
 
+    /// Runs `f` once the transaction has committed, never if it rolls back; on a plain
+    /// connection, whose statements are already committed, at once. For signals that must only
+    /// fire for durable changes, such as waking the outbox dispatcher.
+    pub fn on_commit(&mut self, f: impl FnOnce() + Send + 'static) {
+        if self.in_transaction() {
+            self.1.push(Box::new(f));
+        } else {
+            f();
+        }
+    }
+
+    /// Whether statements on this connection run inside a write transaction.
+    pub fn in_transaction(&self) -> bool {
+        matches!(self.0, Inner::PgTx(_) | Inner::LiteTx(_))
+    }
+
     /// Commits a transaction; on a plain connection there is nothing to commit.
     pub async fn commit(self) -> Result<()> {
         match self.0 {
             Inner::PgTx(t) => t.commit().await?,
             Inner::LiteTx(t) => t.commit().await?,
             Inner::Pg(_) | Inner::Lite(_) => {}
+        }
+        for f in self.1 {
+            f();
         }
         Ok(())
     }

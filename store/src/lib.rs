@@ -18,12 +18,14 @@ mod id;
 mod list;
 mod macros;
 mod migrate;
+mod notify;
 pub mod testing;
 
 pub use conn::{Backend, Conn, Db, DbOptions, PoolStats, Raw};
 pub use error::{Error, Result, Unique};
 pub use id::Id;
 pub use list::List;
+pub use notify::Listener;
 
 #[doc(hidden)]
 pub use sqlx;

@@ -262,3 +262,74 @@ fn an_unknown_url_scheme_is_refused() {
     let err = Db::connect_lazy("mysql://x", &DbOptions::default()).unwrap_err();
     assert!(matches!(err, minigate_store::Error::UnsupportedUrl));
 }
+
+on_both_backends!(
+    commit_hooks_run_after_commit_and_never_after_rollback,
+    |db: Db| async move {
+        use std::sync::{
+            Arc,
+            atomic::{AtomicU32, Ordering},
+        };
+        let fired = Arc::new(AtomicU32::new(0));
+        let mut tx = db.begin().await.unwrap();
+        let f = fired.clone();
+        tx.on_commit(move || {
+            f.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(fired.load(Ordering::SeqCst), 0);
+        tx.commit().await.unwrap();
+        assert_eq!(fired.load(Ordering::SeqCst), 1);
+        let mut tx = db.begin().await.unwrap();
+        let f = fired.clone();
+        tx.on_commit(move || {
+            f.fetch_add(10, Ordering::SeqCst);
+        });
+        tx.rollback().await.unwrap();
+        assert_eq!(fired.load(Ordering::SeqCst), 1);
+        let mut plain = db.conn().await.unwrap();
+        let f = fired.clone();
+        plain.on_commit(move || {
+            f.fetch_add(100, Ordering::SeqCst);
+        });
+        assert_eq!(fired.load(Ordering::SeqCst), 101);
+    }
+);
+
+on_both_backends!(
+    a_job_lock_is_held_by_one_transaction_at_a_time,
+    |db: Db| async move {
+        let mut a = db.begin().await.unwrap();
+        assert!(a.try_job_lock(42).await.unwrap());
+        if db.backend() == Backend::Postgres {
+            // A second replica's transaction does not get it while the first holds it...
+            let mut b = db.begin().await.unwrap();
+            assert!(!b.try_job_lock(42).await.unwrap());
+            assert!(b.try_job_lock(43).await.unwrap());
+            b.rollback().await.unwrap();
+        }
+        a.commit().await.unwrap();
+        // ...and gets it once the first has committed.
+        let mut c = db.begin().await.unwrap();
+        assert!(c.try_job_lock(42).await.unwrap());
+        c.commit().await.unwrap();
+    }
+);
+
+on_both_backends!(
+    notifications_arrive_only_after_commit,
+    |db: Db| async move {
+        let Some(mut listener) = db.listen("minigate_test").await.unwrap() else {
+            assert_eq!(db.backend(), Backend::Sqlite);
+            return;
+        };
+        let mut tx = db.begin().await.unwrap();
+        tx.notify("minigate_test").await.unwrap();
+        let early = tokio::time::timeout(Duration::from_millis(200), listener.recv()).await;
+        assert!(early.is_err(), "delivered before commit");
+        tx.commit().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), listener.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+);

@@ -1,0 +1,66 @@
+//! Wake-ups across processes and exclusive job runs, the two places PostgreSQL and SQLite differ
+//! for background work.
+//!
+//! * PostgreSQL: `NOTIFY` inside the writing transaction is delivered at commit to every
+//!   `LISTEN`ing replica; an advisory transaction lock lets one replica at a time run a job.
+//! * SQLite: one process owns the file, so there is nobody else to wake (callers signal
+//!   in-process with [`Conn::on_commit`]), and `BEGIN IMMEDIATE` already makes the writer
+//!   exclusive.
+
+use sqlx::postgres::PgListener;
+
+use crate::{Conn, Db, Raw, Result};
+
+/// Receives notifications on one channel (PostgreSQL only).
+pub struct Listener(PgListener);
+
+impl Listener {
+    /// Waits for the next notification. After a lost connection it reconnects by itself and
+    /// returns, so the caller re-checks its work rather than missing a signal.
+    pub async fn recv(&mut self) -> Result<()> {
+        self.0.try_recv().await?;
+        Ok(())
+    }
+}
+
+impl Db {
+    /// Listens on `channel`; `None` on SQLite.
+    pub async fn listen(&self, channel: &str) -> Result<Option<Listener>> {
+        match self {
+            Db::Postgres(pool) => {
+                let mut l = PgListener::connect_with(pool).await?;
+                l.listen(channel).await?;
+                Ok(Some(Listener(l)))
+            }
+            Db::Sqlite(_) => Ok(None),
+        }
+    }
+}
+
+impl Conn {
+    /// Wakes the listeners of `channel` when this transaction commits (PostgreSQL; nothing on
+    /// SQLite).
+    pub async fn notify(&mut self, channel: &str) -> Result<()> {
+        if let Raw::Pg(c) = self.raw() {
+            sqlx::query("select pg_notify($1, '')")
+                .bind(channel)
+                .execute(c)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Takes the job lock `key` for the rest of this transaction; `false` when another
+    /// transaction holds it. On SQLite the write transaction already excludes every other writer.
+    pub async fn try_job_lock(&mut self, key: i64) -> Result<bool> {
+        match self.raw() {
+            Raw::Pg(c) => Ok(
+                sqlx::query_scalar::<_, bool>("select pg_try_advisory_xact_lock($1)")
+                    .bind(key)
+                    .fetch_one(c)
+                    .await?,
+            ),
+            Raw::Lite(_) => Ok(true),
+        }
+    }
+}
