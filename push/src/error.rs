@@ -23,6 +23,12 @@ pub enum Error {
     /// The shared credential cache (Redis) failed.
     #[error("credential cache unavailable")]
     Redis(#[from] redis::RedisError),
+    /// The database failed (the outbox, the replay log).
+    #[error(transparent)]
+    Store(#[from] minigate_store::Error),
+    /// A subscriber asked to resume after an event older than what is kept; it must refetch.
+    #[error("event {after} is older than the resume window; refetch and subscribe again")]
+    ResumeWindowExpired { after: i64 },
     /// A client could not be built from its configuration (malformed base URL, TLS backend). A
     /// startup error, never a request's.
     #[error("client setup failed: {reason}")]
@@ -43,13 +49,20 @@ impl Error {
             Error::WechatConfig { .. } => "WECHAT_CONFIG_INVALID",
             Error::Upstream { .. } => "UPSTREAM_UNAVAILABLE",
             Error::Redis(_) => "CACHE_UNAVAILABLE",
+            Error::Store(e) => e.code(),
+            Error::ResumeWindowExpired { .. } => "RESUME_WINDOW_EXPIRED",
             Error::Setup { .. } => "INTERNAL",
         }
     }
 
     /// Whether trying again later may succeed without anyone changing anything.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Upstream { .. } | Error::Redis(_))
+        matches!(
+            self,
+            Error::Upstream { .. }
+                | Error::Redis(_)
+                | Error::Store(minigate_store::Error::Unavailable(_))
+        )
     }
 }
 
@@ -74,6 +87,10 @@ pub const CODES: &[(&str, &str)] = &[
     (
         "INTERNAL",
         "An internal error; details are only in the server log",
+    ),
+    (
+        "RESUME_WINDOW_EXPIRED",
+        "The subscription's `after` event is older than what the server keeps; refetch, then subscribe without `after`",
     ),
 ];
 
@@ -102,6 +119,7 @@ mod tests {
                 reason: String::new(),
                 source: None,
             },
+            Error::ResumeWindowExpired { after: 1 },
         ];
         for e in &samples {
             assert!(

@@ -1,0 +1,170 @@
+//! The outbox dispatcher: gives committed events their ids and publishes them on the bus.
+//!
+//! Woken at once by the commit that wrote an event (PostgreSQL `LISTEN/NOTIFY` across replicas,
+//! an in-process signal on SQLite), with a slow timer only as a safety net. One replica at a time
+//! dispatches (a job lock), so ids follow the order in which events became visible and no event
+//! is published twice under two ids.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use minigate_store::{self as store, Db, Id, List};
+
+use crate::{
+    Result,
+    bus::Bus,
+    events::{self, Event, Waker},
+};
+
+/// The job lock of the dispatcher ("mgoutbox").
+const LOCK: i64 = 0x6d67_6f75_7462_6f78;
+const BATCH: i64 = 500;
+
+/// Outbox rows are kept this long (the resume window is at least 10 minutes and 1,000 events).
+pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
+const KEEP_AT_LEAST: i64 = 1_000;
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// This many events were published.
+    Dispatched(usize),
+    /// Nothing waiting.
+    Idle,
+    /// Another replica holds the dispatcher's lock.
+    Busy,
+}
+
+#[derive(Clone)]
+pub struct Dispatcher {
+    db: Db,
+    bus: Bus,
+    waker: Waker,
+}
+
+impl Dispatcher {
+    pub fn new(db: Db, bus: Bus, waker: Waker) -> Self {
+        Self { db, bus, waker }
+    }
+
+    /// One round: number the committed events that have no id yet, then publish the numbered
+    /// ones not yet published. Numbering commits before publishing, so a failed publish is
+    /// retried with the same ids.
+    pub async fn try_execute_task(&self) -> Result<Outcome> {
+        let mut tx = self.db.begin().await?;
+        if !tx.try_job_lock(LOCK).await? {
+            tx.rollback().await?;
+            return Ok(Outcome::Busy);
+        }
+        let waiting: Vec<(Id,)> = store::fetch_all!(
+            &mut tx,
+            (Id,),
+            "select id from outbox_event where seq is null order by created_at, id limit $1",
+            BATCH
+        )?;
+        if !waiting.is_empty() {
+            let mut next = events::newest_seq(&mut tx).await?;
+            for (id,) in waiting {
+                next += 1;
+                store::execute!(
+                    &mut tx,
+                    "update outbox_event set seq = $1 where id = $2",
+                    next,
+                    id
+                )?;
+            }
+        }
+        tx.commit().await?;
+
+        let mut tx = self.db.begin().await?;
+        if !tx.try_job_lock(LOCK).await? {
+            tx.rollback().await?;
+            return Ok(Outcome::Busy);
+        }
+        let unsent: Vec<Event> = store::fetch_all!(
+            &mut tx,
+            Event,
+            "select seq, tenant_id, topic, kind, payload, created_at from outbox_event
+             where seq is not null and published_at is null order by seq limit $1",
+            BATCH
+        )?;
+        if unsent.is_empty() {
+            tx.commit().await?;
+            return Ok(Outcome::Idle);
+        }
+        self.bus.publish(&unsent).await?;
+        let seqs: Vec<i64> = unsent.iter().map(|e| e.seq).collect();
+        store::execute!(
+            &mut tx,
+            "update outbox_event set published_at = $1 where seq = any($2)",
+            Utc::now(),
+            List(seqs)
+        )?;
+        tx.commit().await?;
+        metrics::counter!("minigate_events_published_total")
+            .increment(u64::try_from(unsent.len()).unwrap_or(0));
+        Ok(Outcome::Dispatched(unsent.len()))
+    }
+
+    /// Removes events past the retention, always keeping the newest [`KEEP_AT_LEAST`].
+    pub async fn purge(&self) -> Result<u64> {
+        let mut c = self.db.conn().await?;
+        let newest = events::newest_seq(&mut c).await?;
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(RETENTION).unwrap_or(chrono::Duration::days(1));
+        Ok(store::execute!(
+            &mut c,
+            "delete from outbox_event where published_at is not null and created_at < $1 and seq <= $2",
+            cutoff,
+            newest - KEEP_AT_LEAST
+        )?)
+    }
+
+    /// Runs until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        let listener = match self.db.listen(events::WAKE_CHANNEL).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "dispatcher: cannot listen for wake-ups; relying on the timer");
+                None
+            }
+        };
+        if let Some(mut l) = listener {
+            let waker = self.waker.clone();
+            tokio::spawn(async move {
+                loop {
+                    if l.recv().await.is_err() {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    waker.wake();
+                }
+            });
+        }
+        tokio::pin!(shutdown);
+        let mut last_purge = std::time::Instant::now();
+        loop {
+            loop {
+                match self.try_execute_task().await {
+                    Ok(Outcome::Dispatched(_)) => continue,
+                    Ok(Outcome::Idle | Outcome::Busy) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "dispatcher: round failed, retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        break;
+                    }
+                }
+            }
+            if last_purge.elapsed() > Duration::from_secs(600) {
+                last_purge = std::time::Instant::now();
+                if let Err(e) = self.purge().await {
+                    tracing::warn!(error = %e, "dispatcher: purge failed");
+                }
+            }
+            tokio::select! {
+                () = self.waker.woken() => {}
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                () = &mut shutdown => return,
+            }
+        }
+    }
+}
