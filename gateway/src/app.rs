@@ -5,7 +5,12 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 use aws_lc_rs::rand::SecureRandom;
 use base64::{Engine, engine::general_purpose::STANDARD};
-use minigate_push::wechat::{TokenStore, WechatClient, WechatConfig};
+use minigate_push::{
+    bus::Bus,
+    dispatch::Dispatcher,
+    events::Waker,
+    wechat::{TokenStore, WechatClient, WechatConfig},
+};
 use minigate_resolvers::{
     Deps, RateLimiter,
     auth::token::{TokenConfig, Tokens},
@@ -25,7 +30,7 @@ use secrecy::SecretString;
 use crate::{
     client_ip::TrustedProxies,
     config::Config,
-    http::{graphql, health, observe::observe},
+    http::{graphql, health, observe::observe, ws},
     ratelimit::{LocalLimiter, RedisLimiter},
     secrets::EnvAndFiles,
 };
@@ -36,7 +41,10 @@ pub struct State {
     pub db: Db,
     pub redis: Option<ConnectionManager>,
     pub deps: Deps,
+    /// Every document, introspection included (operators; everyone in development).
     pub schema: MinigateSchema,
+    /// In production, the schema with introspection off, for mobile clients' sockets.
+    pub mobile_schema: MinigateSchema,
     pub proxies: TrustedProxies,
 }
 
@@ -62,19 +70,24 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<State>> {
     )?;
     db.migrate().await.context("applying migrations")?;
 
-    let redis = match &config.redis_url {
+    let (redis, redis_client) = match &config.redis_url {
         Some(url) => {
             let client = redis::Client::open(url.as_str()).context("redis url")?;
             let cfg = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(Duration::from_secs(2)))
                 .set_response_timeout(Some(Duration::from_secs(2)));
-            Some(
-                ConnectionManager::new_with_config(client, cfg)
-                    .await
-                    .context("connecting to redis")?,
-            )
+            let conn = ConnectionManager::new_with_config(client.clone(), cfg)
+                .await
+                .context("connecting to redis")?;
+            (Some(conn), Some(client))
         }
-        None => None,
+        None => (None, None),
+    };
+    let bus = match (&redis, redis_client) {
+        (Some(conn), Some(client)) => {
+            Bus::redis(db.clone(), client, conn.clone(), &config.redis_prefix).await?
+        }
+        _ => Bus::local(db.clone()),
     };
     let token_store = match &redis {
         Some(c) => TokenStore::redis(c.clone(), config.redis_prefix.clone()),
@@ -103,10 +116,18 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<State>> {
         wechat,
         secrets: Arc::new(EnvAndFiles),
         limiter,
+        bus,
+        waker: Waker::default(),
     };
     let mut limits = config.schema_limits();
-    limits.introspection = true; // turned off per request in production, except for operators
+    limits.introspection = true;
     let schema = minigate_schema::build(deps.clone(), &limits);
+    let mobile_schema = if config.production() {
+        limits.introspection = false;
+        minigate_schema::build(deps.clone(), &limits)
+    } else {
+        schema.clone()
+    };
     let proxies = TrustedProxies::parse(&config.trusted_proxies)?;
     Ok(Arc::new(State {
         config,
@@ -114,6 +135,7 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<State>> {
         redis,
         deps,
         schema,
+        mobile_schema,
         proxies,
     }))
 }
@@ -146,8 +168,24 @@ fn jwt_secret(config: &Config) -> anyhow::Result<SecretString> {
 
 /// All routes with their middleware.
 pub fn routes(state: Arc<State>) -> impl poem::Endpoint {
+    let get_or_upgrade = poem::endpoint::make(|req: poem::Request| async move {
+        use poem::{Endpoint, IntoResponse};
+        let upgrade = req
+            .header(poem::http::header::UPGRADE)
+            .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+        let answer = if upgrade {
+            ws::upgrade.call(req).await.map(IntoResponse::into_response)
+        } else {
+            graphql::get
+                .call(req)
+                .await
+                .map(IntoResponse::into_response)
+        };
+        answer.unwrap_or_else(|e| e.into_response())
+    });
     let mut route = Route::new()
-        .at("/graphql", get(graphql::get).post(graphql::post))
+        .at("/graphql", get(get_or_upgrade).post(graphql::post))
+        .at("/graphql/ws", get(ws::upgrade))
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
         .at("/metrics", get(health::prometheus));
@@ -185,9 +223,22 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(state.config.shutdown_grace_seconds);
     let db = state.db.clone();
-    poem::Server::new_with_acceptor(acceptor)
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let dispatcher = Dispatcher::new(
+        state.db.clone(),
+        state.deps.bus.clone(),
+        state.deps.waker.clone(),
+    );
+    let worker = tokio::spawn(dispatcher.run(async move {
+        let mut stopped = stopped;
+        let _ = stopped.changed().await;
+    }));
+    let served = poem::Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(routes(state), shutdown, Some(grace))
-        .await?;
+        .await;
+    let _ = stop.send(true);
+    let _ = worker.await;
     db.close().await;
+    served?;
     Ok(())
 }

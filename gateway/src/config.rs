@@ -60,6 +60,12 @@ pub struct LimitsSection {
     pub body_bytes: usize,
     pub per_ip_per_minute: u32,
     pub per_user_per_minute: u32,
+    /// Subscribe messages a user may send per minute over WebSocket.
+    pub subscribes_per_minute: u32,
+    /// How often the server pings a socket.
+    pub ws_ping_seconds: u64,
+    /// A socket silent this long (no pong, no message) is closed.
+    pub ws_dead_after_seconds: u64,
 }
 
 impl Default for Config {
@@ -103,6 +109,9 @@ impl Default for LimitsSection {
             body_bytes: 1024 * 1024,
             per_ip_per_minute: 1_200,
             per_user_per_minute: 600,
+            subscribes_per_minute: 120,
+            ws_ping_seconds: 15,
+            ws_dead_after_seconds: 45,
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod graphql;
 pub mod health;
 pub mod observe;
 mod reply;
+pub mod ws;
 
 pub use reply::error_body;
 

@@ -217,6 +217,19 @@ pub struct Subscription {
 impl Subscription {
     /// The next event; `None` when the bus is gone.
     pub async fn next(&mut self) -> Option<Result<Arc<Event>>> {
+        let item = self.next_inner().await;
+        if let Some(Ok(e)) = &item {
+            metrics::counter!("minigate_subscription_events_delivered_total").increment(1);
+            let lag = (chrono::Utc::now() - e.created_at)
+                .num_microseconds()
+                .unwrap_or(0);
+            metrics::histogram!("minigate_subscription_delivery_lag_seconds")
+                .record(f64::from(i32::try_from(lag).unwrap_or(i32::MAX)) / 1e6);
+        }
+        item
+    }
+
+    async fn next_inner(&mut self) -> Option<Result<Arc<Event>>> {
         loop {
             if let Some(e) = self.pending.pop_front() {
                 if e.seq > self.last {

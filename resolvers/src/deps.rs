@@ -1,6 +1,6 @@
 use std::{sync::Arc, time::Duration};
 
-use minigate_push::wechat::WechatClient;
+use minigate_push::{bus::Bus, events::Waker, wechat::WechatClient};
 use minigate_store::Db;
 use secrecy::SecretString;
 
@@ -14,6 +14,10 @@ pub struct Deps {
     pub wechat: WechatClient,
     pub secrets: Arc<dyn Secrets>,
     pub limiter: Arc<dyn RateLimiter>,
+    /// The realtime bus behind subscriptions.
+    pub bus: Bus,
+    /// Wakes this process's outbox dispatcher when a transaction that wrote events commits.
+    pub waker: Waker,
 }
 
 /// Resolves a secret reference stored in the database (`env:NAME`, `file:/path`) to its value.

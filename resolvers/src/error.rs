@@ -36,7 +36,7 @@ pub enum Error {
     #[error("too many requests, retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error(transparent)]
-    Wechat(#[from] minigate_push::Error),
+    Push(#[from] minigate_push::Error),
     #[error(transparent)]
     Store(#[from] store::Error),
     #[error("rate limiter unavailable")]
@@ -90,7 +90,7 @@ impl Error {
             Error::WechatAppUnknown => "WECHAT_APP_UNKNOWN",
             Error::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Error::RateLimited { .. } => "RATE_LIMITED",
-            Error::Wechat(e) => e.code(),
+            Error::Push(e) => e.code(),
             Error::Store(e) => e.code(),
             Error::LimiterUnavailable => "CACHE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL",
@@ -105,9 +105,13 @@ impl Error {
             }
             Error::Store(_) | Error::Internal(_) => "internal error".to_owned(),
             Error::LimiterUnavailable => "cache unavailable, try again shortly".to_owned(),
-            Error::Wechat(e) if e.code() == "WECHAT_CONFIG_INVALID" => {
+            Error::Push(e) if e.code() == "WECHAT_CONFIG_INVALID" => {
                 "this mini-program is not configured correctly at WeChat".to_owned()
             }
+            Error::Push(minigate_push::Error::Store(minigate_store::Error::Unavailable(_))) => {
+                "database unavailable, try again shortly".to_owned()
+            }
+            Error::Push(e) if e.code() == "INTERNAL" => "internal error".to_owned(),
             other => other.to_string(),
         }
     }
@@ -239,6 +243,9 @@ pub fn classify(source: &(dyn std::any::Any + Send + Sync)) -> Option<Classified
         return Some(e.classify());
     }
     if let Some(e) = source.downcast_ref::<minigate_push::Error>() {
+        if let minigate_push::Error::Store(s) = e {
+            return Some(Error::Store(store::Error::from_ref(s)).classify());
+        }
         return Some(Classified {
             code: e.code(),
             message: e.to_string(),

@@ -13,6 +13,7 @@ pub mod auth;
 mod deps;
 pub mod error;
 mod idempotency;
+pub mod notice;
 pub mod pii;
 pub mod registry;
 pub mod tenant;

@@ -2,7 +2,10 @@ use std::sync::Arc;
 
 use async_graphql::{
     ErrorExtensionValues, Response, ServerError, ValidationResult, Value,
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest, NextValidation},
+    extensions::{
+        Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe, NextValidation,
+    },
+    futures_util::{StreamExt, stream::BoxStream},
 };
 
 /// Codes that mean the document was refused before execution: the HTTP transport answers 400
@@ -98,6 +101,25 @@ impl Extension for ErrorCodesExtension {
                 })
                 .collect()
         })
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(
+            ctx,
+            stream
+                .map(|mut response| {
+                    for e in &mut response.errors {
+                        assign(e);
+                    }
+                    response
+                })
+                .boxed(),
+        )
     }
 
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {

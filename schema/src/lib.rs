@@ -9,10 +9,11 @@
 mod codes;
 mod limits;
 
-use async_graphql::{EmptySubscription, MergedObject, SDLExportOptions, Schema};
+use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema};
 use minigate_resolvers::{
     Deps,
     auth::{AuthMutation, AuthQuery},
+    notice::{NoticeMutation, NoticeQuery, NoticeSubscription},
     registry::{RegistryMutation, RegistryQuery},
     tenant::{TenantMutation, TenantQuery},
 };
@@ -21,17 +22,29 @@ pub use codes::{ErrorCodes, REQUEST_ERROR_CODES, all_codes};
 pub use limits::{AliasLimit, Limits, uses_introspection};
 
 #[derive(MergedObject, Default)]
-pub struct Query(AuthQuery, TenantQuery, RegistryQuery);
+pub struct Query(AuthQuery, TenantQuery, RegistryQuery, NoticeQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AuthMutation, TenantMutation, RegistryMutation);
+pub struct Mutation(
+    AuthMutation,
+    TenantMutation,
+    RegistryMutation,
+    NoticeMutation,
+);
 
-pub type MinigateSchema = Schema<Query, Mutation, EmptySubscription>;
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(NoticeSubscription);
+
+pub type MinigateSchema = Schema<Query, Mutation, Subscription>;
 
 /// Builds the schema with its limits and extensions; `deps` becomes schema data.
 pub fn build(deps: Deps, limits: &Limits) -> MinigateSchema {
     configure(
-        Schema::build(Query::default(), Mutation::default(), EmptySubscription),
+        Schema::build(
+            Query::default(),
+            Mutation::default(),
+            Subscription::default(),
+        ),
         limits,
     )
     .data(deps)
@@ -39,9 +52,9 @@ pub fn build(deps: Deps, limits: &Limits) -> MinigateSchema {
 }
 
 fn configure(
-    builder: async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription>,
+    builder: async_graphql::SchemaBuilder<Query, Mutation, Subscription>,
     limits: &Limits,
-) -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
+) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
     let mut b = builder
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
@@ -58,12 +71,16 @@ fn configure(
 /// The schema in SDL, fields, arguments and enum values sorted, so the exported contract only
 /// changes when the API does.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .finish()
-        .sdl_with_options(
-            SDLExportOptions::new()
-                .sorted_fields()
-                .sorted_arguments()
-                .sorted_enum_items(),
-        )
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .finish()
+    .sdl_with_options(
+        SDLExportOptions::new()
+            .sorted_fields()
+            .sorted_arguments()
+            .sorted_enum_items(),
+    )
 }

@@ -46,6 +46,8 @@ pub async fn readyz(state: Data<&Arc<State>>) -> Response {
 #[poem::handler]
 pub fn prometheus(state: Data<&Arc<State>>) -> Response {
     metrics::pool(state.db.pool_stats());
+    ::metrics::gauge!("minigate_subscriptions_live")
+        .set(u32::try_from(state.deps.bus.subscriptions()).map_or(f64::MAX, f64::from));
     match metrics::handle() {
         Some(h) => Response::builder()
             .content_type("text/plain; version=0.0.4")

@@ -20,6 +20,7 @@ fn route_label(path: &str) -> &'static str {
     match path {
         "/graphql" => "/graphql",
         "/graphiql" => "/graphiql",
+        "/graphql/ws" => "/graphql/ws",
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",

@@ -14,5 +14,6 @@ mod http;
 mod import;
 mod limits;
 mod outage;
+mod realtime;
 mod registry;
 mod tenancy;

@@ -316,3 +316,118 @@ pub fn id_number(serial: u32) -> String {
     let check = minigate_resolvers::validate::id_check_char(&base).unwrap();
     format!("{base}{check}")
 }
+
+/// A `graphql-transport-ws` client, as a mini-program would be.
+pub struct Ws {
+    pub ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl TestApp {
+    pub async fn ws_raw(&self, path: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}{path}", self.base.replace("http://", "ws://"));
+        let mut req = url.into_client_request()?;
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+        Ok(Ws { ws })
+    }
+
+    /// Connects and completes `connection_init` with `token`.
+    pub async fn ws(&self, token: &str) -> Ws {
+        let mut ws = self.ws_raw("/graphql/ws").await.unwrap();
+        ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } }))
+            .await;
+        let ack = ws.recv().await.expect("connection_ack");
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        ws
+    }
+}
+
+pub enum WsEvent {
+    Message(Value),
+    Closed(u16, String),
+}
+
+impl Ws {
+    pub async fn send(&mut self, v: Value) {
+        use futures_util::SinkExt;
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                v.to_string().into(),
+            ))
+            .await
+            .unwrap();
+    }
+
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } }))
+            .await;
+    }
+
+    /// The next protocol message or the close, answering pings on the way; `None` after 5 s.
+    pub async fn event(&mut self) -> Option<WsEvent> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let next = tokio::time::timeout(std::time::Duration::from_secs(5), self.ws.next())
+                .await
+                .ok()?;
+            match next {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["type"] == "ping" {
+                        self.send(json!({ "type": "pong" })).await;
+                        continue;
+                    }
+                    return Some(WsEvent::Message(v));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Some(frame.map_or(WsEvent::Closed(1005, String::new()), |f| {
+                        WsEvent::Closed(f.code.into(), f.reason.to_string())
+                    }));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Some(WsEvent::Closed(1006, String::new())),
+            }
+        }
+    }
+
+    pub async fn recv(&mut self) -> Option<Value> {
+        match self.event().await? {
+            WsEvent::Message(v) => Some(v),
+            WsEvent::Closed(code, reason) => panic!("socket closed: {code} {reason}"),
+        }
+    }
+
+    /// The next `next` payload's data for subscription `id`.
+    pub async fn data(&mut self, id: &str) -> Value {
+        let m = self.recv().await.expect("a message in time");
+        assert_eq!(m["id"], id, "{m}");
+        assert_eq!(m["type"], "next", "{m}");
+        assert!(m["payload"].get("errors").is_none(), "{m}");
+        m["payload"]["data"].clone()
+    }
+
+    /// Nothing arrives for a moment.
+    pub async fn quiet(&mut self) {
+        use futures_util::StreamExt;
+        let r = tokio::time::timeout(std::time::Duration::from_millis(400), self.ws.next()).await;
+        if let Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) = r {
+            panic!("unexpected message: {t}");
+        }
+    }
+
+    pub async fn closed(&mut self) -> (u16, String) {
+        loop {
+            match self.event().await.expect("the socket to close in time") {
+                WsEvent::Closed(code, reason) => return (code, reason),
+                WsEvent::Message(_) => continue,
+            }
+        }
+    }
+}

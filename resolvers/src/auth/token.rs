@@ -102,20 +102,29 @@ impl Tokens {
 
     /// Verifies signature, issuer and expiry.
     pub fn verify(&self, token: &str) -> Result<Viewer> {
+        self.verify_until(token).map(|(v, _)| v)
+    }
+
+    /// Like [`Tokens::verify`], with the moment the token expires (a socket closes then).
+    pub fn verify_until(&self, token: &str) -> Result<(Viewer, DateTime<Utc>)> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => Error::TokenExpired,
                 _ => Error::TokenInvalid,
             })?;
         let c = data.claims;
-        Ok(Viewer {
-            user_id: c.sub,
-            tenant_id: c.tid,
-            role: c.role,
-            branch_id: c.bid,
-            driver_id: c.did,
-            session_id: c.sid,
-        })
+        let expires = DateTime::from_timestamp(c.exp, 0).unwrap_or_else(Utc::now);
+        Ok((
+            Viewer {
+                user_id: c.sub,
+                tenant_id: c.tid,
+                role: c.role,
+                branch_id: c.bid,
+                driver_id: c.did,
+                session_id: c.sid,
+            },
+            expires,
+        ))
     }
 
     /// A fresh random refresh token (256 bits).

@@ -82,6 +82,38 @@ async fn existing_vehicle(c: &mut Conn, tenant: Id, id: Id) -> Result<Id> {
     }
 }
 
+/// A bound driver user follows their driver record to its new branch; their live
+/// subscriptions are told to re-read what they may see.
+async fn moved_to_branch(
+    tx: &mut Conn,
+    waker: &minigate_push::events::Waker,
+    tenant: Id,
+    driver: Id,
+    branch: Id,
+) -> Result<()> {
+    let Some(user) = crate::auth::db::find_user_of_driver(tx, driver).await? else {
+        return Ok(());
+    };
+    minigate_store::execute!(
+        tx,
+        "update app_user set branch_id = $1, updated_at = now() where id = $2",
+        branch,
+        user.id
+    )?;
+    minigate_push::events::enqueue(
+        tx,
+        waker,
+        minigate_push::events::NewEvent {
+            tenant_id: tenant,
+            topic: minigate_push::events::topic::user(user.id),
+            kind: crate::notice::USER_CHANGED,
+            payload: serde_json::json!({ "branchId": branch }),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 async fn audited(
     c: &mut Conn,
     v: &Viewer,
@@ -337,6 +369,16 @@ impl RegistryMutation {
             id_number: id_number.unwrap_or(cur.id_number.clone()),
         };
         db::update_driver(&mut tx, v.tenant_id, id, &values.fields()).await?;
+        if values.branch_id != cur.branch_id {
+            moved_to_branch(
+                &mut tx,
+                &deps(ctx)?.waker,
+                v.tenant_id,
+                id,
+                values.branch_id,
+            )
+            .await?;
+        }
         audited(
             &mut tx,
             v,
