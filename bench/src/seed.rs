@@ -6,6 +6,7 @@ use minigate_resolvers::{
     auth::create_password_user,
     registry::db::{self as registry_db, VehicleFields},
     tenant::db as tenant_db,
+    validate,
 };
 use minigate_store::{Db, Id};
 
@@ -54,8 +55,8 @@ pub async fn seed(db: &Db) -> anyhow::Result<Login> {
         );
     }
     for n in 0..VEHICLES {
-        let plate = plate(n);
-        let vin = vin(n);
+        let plate = plate(n)?;
+        let vin = vin(n)?;
         let model = (n % 10 != 9).then(|| MODELS[n % MODELS.len()]);
         registry_db::insert_vehicle(
             &mut tx,
@@ -94,8 +95,8 @@ pub async fn seed(db: &Db) -> anyhow::Result<Login> {
 }
 
 /// A valid, distinct Guangdong plate for each `n` (a province character, an office letter, then
-/// five characters without I or O).
-pub fn plate(n: usize) -> String {
+/// five characters without I or O), checked by minigate's own validator.
+pub fn plate(n: usize) -> anyhow::Result<String> {
     let office = OFFICES[n % OFFICES.len()];
     // 7919 is prime to 10^5, so the serials of n < 10^5 are distinct.
     let mut k = (n * 7919) % 100_000;
@@ -108,11 +109,12 @@ pub fn plate(n: usize) -> String {
     if n.is_multiple_of(3) {
         serial[0] = SERIAL[n % 23];
     }
-    format!("粤{office}{}", String::from_utf8_lossy(&serial))
+    let plate = format!("粤{office}{}", String::from_utf8_lossy(&serial));
+    validate::plate(&plate).map_err(|e| anyhow::anyhow!("generated plate {plate}: {e}"))
 }
 
-/// A distinct 17-character VIN with a correct ISO 3779 check digit in position 9.
-pub fn vin(n: usize) -> String {
+/// A distinct 17-character VIN carrying its ISO 3779 check digit, from minigate's validator.
+pub fn vin(n: usize) -> anyhow::Result<String> {
     let mut v: Vec<u8> = b"LSVAU2180N2000000".to_vec();
     let mut k = n;
     for slot in v[11..].iter_mut().rev() {
@@ -120,36 +122,11 @@ pub fn vin(n: usize) -> String {
         k /= 10;
     }
     v[3] = SERIAL[n % 23];
-    v[8] = check_digit(&v);
-    String::from_utf8_lossy(&v).into_owned()
-}
-
-fn transliterate(c: u8) -> u32 {
-    match c {
-        b'0'..=b'9' => u32::from(c - b'0'),
-        b'A' | b'J' => 1,
-        b'B' | b'K' | b'S' => 2,
-        b'C' | b'L' | b'T' => 3,
-        b'D' | b'M' | b'U' => 4,
-        b'E' | b'N' | b'V' => 5,
-        b'F' | b'W' => 6,
-        b'G' | b'P' | b'X' => 7,
-        b'H' | b'Y' => 8,
-        _ => 9, // R, Z
-    }
-}
-
-fn check_digit(v: &[u8]) -> u8 {
-    const WEIGHTS: [u32; 17] = [8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2];
-    let sum: u32 = v
-        .iter()
-        .zip(WEIGHTS)
-        .map(|(&c, w)| transliterate(c) * w)
-        .sum();
-    match sum % 11 {
-        10 => b'X',
-        d => b"0123456789"[usize::try_from(d).unwrap_or(0)],
-    }
+    let mut vin = String::from_utf8(v)?;
+    let check = validate::vin_check_digit(&vin)
+        .ok_or_else(|| anyhow::anyhow!("generated VIN {vin} has a forbidden character"))?;
+    vin.replace_range(8..9, check.encode_utf8(&mut [0; 4]));
+    validate::vin(&vin).map_err(|e| anyhow::anyhow!("generated VIN {vin}: {e}"))
 }
 
 #[cfg(test)]
@@ -159,21 +136,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn generated_vins_carry_the_check_digit_of_known_examples() {
-        // Known valid VINs keep their check digit when recomputed.
-        for known in ["1M8GDM9AXKP042788", "LSVAU2180N2183294"] {
-            let b = known.as_bytes();
-            assert_eq!(check_digit(b), b[8], "{known}");
-        }
-    }
-
-    #[test]
-    fn plates_and_vins_are_distinct() {
-        let plates: HashSet<String> = (0..VEHICLES).map(plate).collect();
-        let vins: HashSet<String> = (0..VEHICLES).map(vin).collect();
+    fn plates_and_vins_are_valid_and_distinct() {
+        let plates: HashSet<String> = (0..VEHICLES).map(|n| plate(n).unwrap()).collect();
+        let vins: HashSet<String> = (0..VEHICLES).map(|n| vin(n).unwrap()).collect();
         assert_eq!(plates.len(), VEHICLES);
         assert_eq!(vins.len(), VEHICLES);
-        assert!(plates.iter().all(|p| p.chars().count() == 7));
-        assert!(vins.iter().all(|v| v.len() == 17));
     }
 }

@@ -41,10 +41,10 @@ pub struct State {
     pub db: Db,
     pub redis: Option<ConnectionManager>,
     pub deps: Deps,
-    /// Every document, introspection included (operators; everyone in development).
+    /// Requests over HTTP (introspection refused per request to mobile clients in production).
     pub schema: MinigateSchema,
-    /// In production, the schema with introspection off, for mobile clients' sockets.
-    pub mobile_schema: MinigateSchema,
+    /// WebSocket connections (introspection off in production).
+    pub socket_schema: MinigateSchema,
     pub proxies: TrustedProxies,
 }
 
@@ -122,12 +122,9 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<State>> {
     let mut limits = config.schema_limits();
     limits.introspection = true;
     let schema = minigate_schema::build(deps.clone(), &limits);
-    let mobile_schema = if config.production() {
-        limits.introspection = false;
-        minigate_schema::build(deps.clone(), &limits)
-    } else {
-        schema.clone()
-    };
+    // Sockets carry mobile clients: no introspection for them in production.
+    limits.introspection = !config.production();
+    let socket_schema = minigate_schema::build_for_sockets(deps.clone(), &limits);
     let proxies = TrustedProxies::parse(&config.trusted_proxies)?;
     Ok(Arc::new(State {
         config,
@@ -135,7 +132,7 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<State>> {
         redis,
         deps,
         schema,
-        mobile_schema,
+        socket_schema,
         proxies,
     }))
 }

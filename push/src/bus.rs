@@ -239,7 +239,9 @@ impl Subscription {
                 continue;
             }
             if self.catching_up || self.slot.lagged.swap(false, Ordering::AcqRel) {
-                if let Err(e) = self.catch_up().await {
+                // Boxed: an idle subscription's future is as large as its largest state, and the
+                // database read is by far the largest; most subscriptions never take it.
+                if let Err(e) = Box::pin(self.catch_up()).await {
                     return Some(Err(e));
                 }
                 continue;

@@ -16,6 +16,16 @@ use crate::{
     events::{self, Event, Waker},
 };
 
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = &self.0 {
+            h.abort();
+        }
+    }
+}
+
 /// The job lock of the dispatcher ("mgoutbox").
 const LOCK: i64 = 0x6d67_6f75_7462_6f78;
 const BATCH: i64 = 500;
@@ -129,7 +139,8 @@ impl Dispatcher {
                 None
             }
         };
-        if let Some(mut l) = listener {
+        // Stopped with the dispatcher, so its connection does not outlive the service.
+        let listening = listener.map(|mut l| {
             let waker = self.waker.clone();
             tokio::spawn(async move {
                 loop {
@@ -138,8 +149,9 @@ impl Dispatcher {
                     }
                     waker.wake();
                 }
-            });
-        }
+            })
+        });
+        let _stop_listening = AbortOnDrop(listening);
         tokio::pin!(shutdown);
         let mut last_purge = std::time::Instant::now();
         loop {

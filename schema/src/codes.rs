@@ -90,13 +90,7 @@ impl Extension for ErrorCodesExtension {
             errors
                 .into_iter()
                 .map(|e| {
-                    let code = if e.message.starts_with("Query is nested too deep") {
-                        "QUERY_TOO_DEEP"
-                    } else if e.message.starts_with("Query is too complex") {
-                        "QUERY_TOO_COMPLEX"
-                    } else {
-                        "GRAPHQL_VALIDATION_FAILED"
-                    };
+                    let code = validation_code(&e.message);
                     with_code(e, code)
                 })
                 .collect()
@@ -131,6 +125,24 @@ impl Extension for ErrorCodesExtension {
     }
 }
 
+fn validation_code(message: &str) -> &'static str {
+    if message.starts_with("Query is nested too deep") {
+        "QUERY_TOO_DEEP"
+    } else if message.starts_with("Query is too complex") {
+        "QUERY_TOO_COMPLEX"
+    } else {
+        "GRAPHQL_VALIDATION_FAILED"
+    }
+}
+
+/// Gives every error of a response its stable code (for transports whose schema runs without
+/// the [`ErrorCodes`] extension).
+pub fn assign_codes(response: &mut Response) {
+    for e in &mut response.errors {
+        assign(e);
+    }
+}
+
 fn assign(e: &mut ServerError) {
     if has_code(e) {
         return;
@@ -157,8 +169,8 @@ fn assign(e: &mut ServerError) {
         return;
     }
     let ext_code = if e.path.is_empty() {
-        // Refused before execution (unknown operation name and the like).
-        "GRAPHQL_VALIDATION_FAILED"
+        // Refused before execution: validation, limits, an unknown operation name.
+        validation_code(&e.message)
     } else if e.message.starts_with("Invalid value for argument")
         || e.message.starts_with("Failed to parse")
     {

@@ -18,8 +18,8 @@ use minigate_resolvers::{
     tenant::{TenantMutation, TenantQuery},
 };
 
-pub use codes::{ErrorCodes, REQUEST_ERROR_CODES, all_codes};
-pub use limits::{AliasLimit, Limits, uses_introspection};
+pub use codes::{ErrorCodes, REQUEST_ERROR_CODES, all_codes, assign_codes};
+pub use limits::{AliasLimit, Limits, check_document, uses_introspection};
 
 #[derive(MergedObject, Default)]
 pub struct Query(AuthQuery, TenantQuery, RegistryQuery, NoticeQuery);
@@ -37,31 +37,36 @@ pub struct Subscription(NoticeSubscription);
 
 pub type MinigateSchema = Schema<Query, Mutation, Subscription>;
 
-/// Builds the schema with its limits and extensions; `deps` becomes schema data.
+/// The schema for requests over HTTP, where the transport checks each document with
+/// [`check_document`] and gives errors their codes with [`assign_codes`]. It has no extensions on
+/// purpose: with any extension registered, async-graphql routes every field of every object
+/// through the extension chain (a boxed future per field and extension), which made a 50-row
+/// list several times slower.
 pub fn build(deps: Deps, limits: &Limits) -> MinigateSchema {
-    configure(
-        Schema::build(
-            Query::default(),
-            Mutation::default(),
-            Subscription::default(),
-        ),
-        limits,
-    )
-    .data(deps)
-    .finish()
+    configure(limits).data(deps).finish()
 }
 
-fn configure(
-    builder: async_graphql::SchemaBuilder<Query, Mutation, Subscription>,
-    limits: &Limits,
-) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
-    let mut b = builder
-        .limit_depth(limits.depth)
-        .limit_complexity(limits.complexity)
-        .limit_recursive_depth(limits.recursive_depth)
-        .limit_directives(limits.directives)
+/// The schema for WebSocket connections, whose messages the transport does not see parsed: the
+/// alias limit and the error codes run as extensions. Subscription events resolve few fields,
+/// so the per-field cost of extensions does not matter there.
+pub fn build_for_sockets(deps: Deps, limits: &Limits) -> MinigateSchema {
+    configure(limits)
         .extension(AliasLimit::new(limits.aliases))
-        .extension(ErrorCodes);
+        .extension(ErrorCodes)
+        .data(deps)
+        .finish()
+}
+
+fn configure(limits: &Limits) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+    let mut b = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .limit_depth(limits.depth)
+    .limit_complexity(limits.complexity)
+    .limit_recursive_depth(limits.recursive_depth)
+    .limit_directives(limits.directives);
     if !limits.introspection {
         b = b.disable_introspection();
     }

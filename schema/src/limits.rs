@@ -68,15 +68,25 @@ impl Extension for AliasLimitExtension {
             .run(ctx, query, variables)
             .await
             .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))?;
-        let n = count_aliases(&doc, self.max);
-        if n > self.max {
-            return Err(with_code(
-                ServerError::new(format!("Query has more than {} aliases.", self.max), None),
-                "QUERY_TOO_MANY_ALIASES",
-            ));
-        }
+        check_aliases(&doc, self.max)?;
         Ok(doc)
     }
+}
+
+fn check_aliases(doc: &ExecutableDocument, max: usize) -> ServerResult<()> {
+    if count_aliases(doc, max) > max {
+        return Err(with_code(
+            ServerError::new(format!("Query has more than {max} aliases."), None),
+            "QUERY_TOO_MANY_ALIASES",
+        ));
+    }
+    Ok(())
+}
+
+/// The checks of a parsed document that the schema's own validation does not make (aliases),
+/// for transports that parse the document themselves.
+pub fn check_document(doc: &ExecutableDocument, limits: &Limits) -> ServerResult<()> {
+    check_aliases(doc, limits.aliases)
 }
 
 /// Counts aliased fields as executed: a fragment counts each time it is spread. Stops counting

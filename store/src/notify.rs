@@ -28,7 +28,13 @@ impl Db {
     pub async fn listen(&self, channel: &str) -> Result<Option<Listener>> {
         match self {
             Db::Postgres(pool) => {
-                let mut l = PgListener::connect_with(pool).await?;
+                // Its own one-connection pool: a listener holds its connection for good, and one
+                // taken from the main pool would keep `Db::close` waiting forever.
+                let own = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(std::time::Duration::from_secs(3))
+                    .connect_lazy_with((*pool.connect_options()).clone());
+                let mut l = PgListener::connect_with(&own).await?;
                 l.listen(channel).await?;
                 Ok(Some(Listener(l)))
             }

@@ -302,8 +302,12 @@ async fn run(
     }
     let mobile_client =
         state.config.production() && viewer.as_ref().is_none_or(|v| v.role != Role::Admin);
+    let limits = state.config.schema_limits();
     let (kind, doc_name, introspects) = match request.parsed_query() {
         Ok(doc) => {
+            if let Err(e) = minigate_schema::check_document(doc, &limits) {
+                return refused(media, e);
+            }
             let (kind, name) = operation_kind(&doc.operations, parsed.operation_name.as_deref());
             (
                 kind,
@@ -311,7 +315,13 @@ async fn run(
                 mobile_client && minigate_schema::uses_introspection(doc),
             )
         }
-        Err(_) => ("invalid", None, false),
+        Err(e) => {
+            let mut e = e;
+            e.extensions
+                .get_or_insert_with(Default::default)
+                .set("code", "GRAPHQL_PARSE_FAILED");
+            return refused(media, e);
+        }
     };
     if introspects {
         let status = if media == Media::GraphqlResponse {
@@ -346,7 +356,8 @@ async fn run(
     if let Some(v) = viewer {
         request = request.data(v);
     }
-    let response = state.schema.execute(request).await;
+    let mut response = state.schema.execute(request).await;
+    minigate_schema::assign_codes(&mut response);
 
     let codes: Vec<String> = response
         .errors
@@ -403,6 +414,21 @@ async fn run(
         builder = builder.header(header::VARY, "Accept, Authorization");
     }
     builder.body(body)
+}
+
+/// A document refused before execution: 400 under the spec's media type, 200 under JSON.
+fn refused(media: Media, error: async_graphql::ServerError) -> Response {
+    let status = if media == Media::GraphqlResponse {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let body =
+        serde_json::to_vec(&async_graphql::Response::from_errors(vec![error])).unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .content_type(media.content_type())
+        .body(body)
 }
 
 /// The selected operation's type and, when the document names it, its name.

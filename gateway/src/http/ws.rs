@@ -25,7 +25,7 @@ use poem::{
     IntoResponse, Request,
     web::{
         Data as PoemData, RemoteAddr,
-        websocket::{Message, WebSocket, WebSocketStream},
+        websocket::{Message, WebSocket, WebSocketConfig, WebSocketStream},
     },
 };
 use tokio::sync::mpsc;
@@ -48,8 +48,21 @@ pub async fn upgrade(
     let state = state.0.clone();
     let _ = remote;
     websocket
+        .config(socket_config())
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| serve(state, socket, protocol))
+}
+
+/// GraphQL messages are small: tungstenite's default 128 KiB read and write buffers per socket
+/// would make 10,000 idle sockets cost gigabytes. A slow reader may not make us buffer without
+/// bound, and no client message may be larger than a request body.
+fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1024 * 1024)
+        .max_message_size(Some(256 * 1024))
+        .max_frame_size(Some(256 * 1024))
 }
 
 /// Reads the access token from `connection_init`: `{"authorization": "Bearer …"}` or `{"token": "…"}`.
@@ -163,7 +176,7 @@ async fn serve(state: Arc<State>, socket: WebSocketStream, protocol: GraphQLProt
         }
     };
 
-    let schema = state.mobile_schema.clone();
+    let schema = state.socket_schema.clone();
     let mut graphql = Box::pin(
         async_graphql::http::WebSocket::new(schema, incoming, protocol.0).on_connection_init(init),
     );

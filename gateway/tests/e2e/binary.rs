@@ -12,15 +12,47 @@ use tokio::{
 async fn the_binary_starts_on_embedded_defaults_and_drains_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("minigate-bin-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_minigate"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(&dir)
+    drains_on_sigterm(&dir, None).await;
+    assert!(dir.join("data/minigate.db").exists());
+    assert!(dir.join("data/jwt.secret").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The same on PostgreSQL and Redis: the dispatcher and its LISTEN connection stop with the
+/// service instead of holding it open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_stops_on_sigterm_with_postgres_and_redis() {
+    let (Ok(pg), Ok(redis)) = (std::env::var("DATABASE_URL"), std::env::var("REDIS_URL")) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this: set DATABASE_URL and REDIS_URL"
+        );
+        return;
+    };
+    let db = minigate_store::testing::TestDb::postgres(&pg)
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("minigate-bin-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    drains_on_sigterm(&dir, Some((db.url(), redis))).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+async fn drains_on_sigterm(dir: &std::path::Path, servers: Option<(String, String)>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_minigate"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir)
         .env_remove("DATABASE_URL")
         .env_remove("REDIS_URL")
         .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        .kill_on_drop(true);
+    if let Some((db, redis)) = servers {
+        cmd.env("DATABASE_URL", db).env("REDIS_URL", redis).env(
+            "MINIGATE_REDIS_PREFIX",
+            format!("bin:{}:", uuid::Uuid::new_v4().simple()),
+        );
+    }
+    let mut child = cmd.spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let addr = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.unwrap() {
@@ -33,8 +65,6 @@ async fn the_binary_starts_on_embedded_defaults_and_drains_on_sigterm() {
     })
     .await
     .unwrap();
-    assert!(dir.join("data/minigate.db").exists());
-    assert!(dir.join("data/jwt.secret").exists());
 
     let body = br#"{"query":"{ __typename }"}"#;
     let mut conn = TcpStream::connect(&addr).await.unwrap();
@@ -68,5 +98,4 @@ async fn the_binary_starts_on_embedded_defaults_and_drains_on_sigterm() {
     assert!(status.success(), "{status:?}");
     // New connections are refused once it has stopped.
     assert!(TcpStream::connect(&addr).await.is_err());
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -48,9 +48,14 @@ impl NoticeSubscription {
                     };
                     if event.kind == USER_CHANGED {
                         // Re-read what this user may see (a driver moved to another branch).
-                        if let Ok(mut c) = d.db.conn().await
-                            && let Ok(b) = db::current_branch(&mut c, user).await
-                        {
+                        // Boxed so the rarely taken database read does not size every idle
+                        // subscription's future.
+                        let fresh = Box::pin(async {
+                            let mut c = d.db.conn().await.ok()?;
+                            db::current_branch(&mut c, user).await.ok()
+                        })
+                        .await;
+                        if let Some(b) = fresh {
                             branch = b;
                         }
                         continue;
@@ -59,7 +64,7 @@ impl NoticeSubscription {
                         continue;
                     }
                     let Ok(notice) =
-                        serde_json::from_value::<db::NoticeRow>(event.payload.0.clone())
+                        <db::NoticeRow as serde::Deserialize>::deserialize(&event.payload.0)
                     else {
                         tracing::error!(seq = event.seq, "unreadable notice event skipped");
                         continue;

@@ -1,29 +1,35 @@
 use std::collections::HashMap;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use minigate_store::{Db, Id};
 
 use super::db::{self, BranchRow, VehicleRow};
 use crate::Error;
 
-/// Batches every "belongs to" edge of one request into one query per kind.
+/// Batches every "belongs to" edge of one request into one query per kind, and remembers what
+/// it loaded for the rest of the request (lists feed it the rows they already read).
 pub struct Loaders {
-    pub branches: DataLoader<BranchLoader>,
-    pub vehicles: DataLoader<VehicleLoader>,
+    pub branches: DataLoader<BranchLoader, HashMapCache>,
+    pub vehicles: DataLoader<VehicleLoader, HashMapCache>,
 }
 
 impl Loaders {
     /// Loaders scoped to the viewer's tenant; with no viewer they find nothing.
     pub fn new(db: Db, tenant_id: Option<Id>) -> Self {
         Self {
-            branches: DataLoader::new(
+            branches: DataLoader::with_cache(
                 BranchLoader {
                     db: db.clone(),
                     tenant_id,
                 },
                 tokio::spawn,
+                HashMapCache::default(),
             ),
-            vehicles: DataLoader::new(VehicleLoader { db, tenant_id }, tokio::spawn),
+            vehicles: DataLoader::with_cache(
+                VehicleLoader { db, tenant_id },
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
         }
     }
 }

@@ -52,6 +52,32 @@ fn encode_cursor(s: &str) -> String {
     URL_SAFE_NO_PAD.encode(s)
 }
 
+/// Reads the branches of a page on the connection the list already holds and hands them to the
+/// request's branch loader: the page's `branch` fields are then answered from memory instead of
+/// a batched load per request (which dominated the cost of a 50-row page).
+async fn prefetch_branches(
+    ctx: &Context<'_>,
+    c: &mut minigate_store::Conn,
+    tenant: minigate_store::Id,
+    ids: impl Iterator<Item = minigate_store::Id>,
+) -> Result<()> {
+    let mut ids: Vec<minigate_store::Id> = ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let Ok(loaders) = ctx.data::<super::Loaders>() else {
+        return Ok(());
+    };
+    let branches = db::branches_by_ids(c, tenant, ids).await?;
+    loaders
+        .branches
+        .feed_many(branches.into_iter().map(|b| (b.id, b)))
+        .await;
+    Ok(())
+}
+
 #[Object]
 impl RegistryQuery {
     /// Branches the viewer may see: all of the company for operators, their own for staff.
@@ -96,6 +122,9 @@ impl RegistryQuery {
         .await?;
         let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit;
         rows.truncate(usize::try_from(limit).unwrap_or(0));
+        if ctx.look_ahead().field("items").field("branch").exists() {
+            prefetch_branches(ctx, &mut c, v.tenant_id, rows.iter().map(|r| r.branch_id)).await?;
+        }
         let next_cursor = more
             .then(|| rows.last().map(|r| encode_cursor(&r.plate)))
             .flatten();
@@ -137,6 +166,9 @@ impl RegistryQuery {
         let mut rows = db::list_drivers(&mut c, v.tenant_id, branch, after, limit + 1).await?;
         let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > limit;
         rows.truncate(usize::try_from(limit).unwrap_or(0));
+        if ctx.look_ahead().field("items").field("branch").exists() {
+            prefetch_branches(ctx, &mut c, v.tenant_id, rows.iter().map(|r| r.branch_id)).await?;
+        }
         let next_cursor = more
             .then(|| rows.last().map(|r| encode_cursor(&r.id.to_string())))
             .flatten();
