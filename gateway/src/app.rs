@@ -46,6 +46,9 @@ pub struct State {
     /// WebSocket connections (introspection off in production).
     pub socket_schema: MinigateSchema,
     pub proxies: TrustedProxies,
+    /// Set when shutdown begins: open sockets are closed with "going away" so their clients
+    /// reconnect to another replica instead of holding the drain open.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// Connects, migrates and assembles the service.
@@ -134,6 +137,7 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<State>> {
         schema,
         socket_schema,
         proxies,
+        closing: tokio::sync::watch::Sender::new(false),
     }))
 }
 
@@ -230,8 +234,13 @@ pub async fn serve(
         let mut stopped = stopped;
         let _ = stopped.changed().await;
     }));
+    let closing = state.clone();
+    let signal = async move {
+        shutdown.await;
+        let _ = closing.closing.send(true);
+    };
     let served = poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(routes(state), shutdown, Some(grace))
+        .run_with_graceful_shutdown(routes(state), signal, Some(grace))
         .await;
     let _ = stop.send(true);
     let _ = worker.await;

@@ -186,8 +186,13 @@ async fn serve(state: Arc<State>, socket: WebSocketStream, protocol: GraphQLProt
     ));
     ping.tick().await;
     let mut expiry_check = tokio::time::interval(Duration::from_secs(5));
+    let mut closing = state.closing.subscribe();
     loop {
         tokio::select! {
+            _ = closing.changed() => {
+                let _ = sink.send(Message::Close(Some((CLOSE_GOING_AWAY.into(), "server shutting down".to_owned())))).await;
+                break;
+            }
             out = graphql.next() => match out {
                 Some(WsMessage::Text(t)) => {
                     if sink.send(Message::Text(t)).await.is_err() { break; }

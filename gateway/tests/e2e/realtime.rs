@@ -1,7 +1,7 @@
 use minigate_resolvers::Role;
 use serde_json::json;
 
-use crate::support::{TestApp, id_number};
+use crate::support::{TestApp, id_number, ws_connect, ws_signed_in};
 
 const SUB: &str =
     "subscription($a: ID) { noticePublished(after: $a) { eventId notice { id title audience } } }";
@@ -403,3 +403,168 @@ both!(
         assert_eq!((code, reason.as_str()), (4429, "rate limited"));
     }
 );
+
+both!(
+    the_legacy_graphql_ws_protocol_works_too,
+    |app: TestApp| async move {
+        let (_, admin) = app.admin("acme").await;
+        let mut ws = ws_connect(&app.base, "/graphql/ws", "graphql-ws")
+            .await
+            .unwrap();
+        ws.send(json!({ "type": "connection_init", "payload": { "token": admin } }))
+            .await;
+        assert_eq!(ws.recv().await.unwrap()["type"], "connection_ack");
+        ws.send(json!({ "id": "1", "type": "start", "payload": { "query": SUB } }))
+            .await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        publish(&app, &admin, "legacy", json!({})).await;
+        let m = loop {
+            let m = ws.recv().await.unwrap();
+            if m["type"] != "ka" {
+                break m;
+            }
+        };
+        assert_eq!(m["type"], "data", "{m}");
+        assert_eq!(
+            m["payload"]["data"]["noticePublished"]["notice"]["title"],
+            "legacy"
+        );
+    }
+);
+
+both!(
+    shutting_down_tells_sockets_to_go_elsewhere,
+    |mut app: TestApp| async move {
+        let (_, admin) = app.admin("acme").await;
+        let mut ws = app.ws(&admin).await;
+        ws.subscribe("n", SUB, json!({})).await;
+        app.begin_shutdown();
+        let (code, reason) = ws.closed().await;
+        assert_eq!((code, reason.as_str()), (1001, "server shutting down"));
+    }
+);
+
+/// Two `minigate` processes on PostgreSQL and Redis; one is killed outright. Its client
+/// reconnects to the other and resumes with nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_of_a_killed_process_resumes_on_the_other() {
+    use tokio::io::AsyncBufReadExt;
+    let (Ok(pg), Ok(redis)) = (std::env::var("DATABASE_URL"), std::env::var("REDIS_URL")) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this: set DATABASE_URL and REDIS_URL"
+        );
+        return;
+    };
+    let db = minigate_store::testing::TestDb::postgres(&pg)
+        .await
+        .unwrap();
+    {
+        let mut c = db.db.conn().await.unwrap();
+        let t = minigate_resolvers::tenant::db::insert_tenant(&mut c, "acme", "Acme")
+            .await
+            .unwrap();
+        drop(c);
+        minigate_resolvers::auth::create_password_user(
+            &db.db,
+            t.id,
+            None,
+            Role::Admin,
+            "13900000001",
+            crate::support::PASSWORD.into(),
+            "op",
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let prefix = format!("failover:{}:", uuid::Uuid::new_v4().simple());
+    let dir = std::env::temp_dir();
+    let start = || async {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_minigate"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(&dir)
+            .env("DATABASE_URL", db.url())
+            .env("REDIS_URL", &redis)
+            .env("MINIGATE_REDIS_PREFIX", &prefix)
+            .env("MINIGATE_JWT_SECRET", crate::support::JWT_SECRET)
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next_line().await.unwrap().expect("server output");
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if v["message"] == "minigate listening" {
+                break v["addr"].as_str().unwrap().to_owned();
+            }
+        };
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        (child, format!("http://{addr}"))
+    };
+    let (mut a, base_a) = start().await;
+    let (_b, base_b) = start().await;
+    let http = reqwest::Client::new();
+    let post =
+        |base: String, token: Option<String>, query: &'static str, vars: serde_json::Value| {
+            let http = http.clone();
+            async move {
+                let mut r = http
+                    .post(format!("{base}/graphql"))
+                    .json(&json!({ "query": query, "variables": vars }));
+                if let Some(t) = token {
+                    r = r.bearer_auth(t);
+                }
+                r.send()
+                    .await
+                    .unwrap()
+                    .json::<serde_json::Value>()
+                    .await
+                    .unwrap()
+            }
+        };
+    let login = post(
+        base_a.clone(),
+        None,
+        "mutation($w: String!) { loginWithPassword(tenant: \"acme\", phone: \"13900000001\", password: $w) { accessToken } }",
+        json!({ "w": crate::support::PASSWORD }),
+    )
+    .await;
+    let token = login["data"]["loginWithPassword"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let notice = |base: String, title: &'static str| {
+        post(
+            base,
+            Some(token.clone()),
+            PUBLISH,
+            json!({ "i": { "title": title, "body": "x", "audience": "TENANT" } }),
+        )
+    };
+
+    let mut ws = ws_signed_in(&base_a, &token).await;
+    ws.subscribe("n", SUB, json!({})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    notice(base_a.clone(), "before").await;
+    let last = ws.data("n").await["noticePublished"]["eventId"].clone();
+
+    a.kill().await.unwrap();
+    let (code, _) = ws.closed().await;
+    assert_ne!(code, 1000, "the socket died with its process");
+    notice(base_b.clone(), "while away").await;
+
+    let mut ws = ws_signed_in(&base_b, &token).await;
+    ws.subscribe("n", SUB, json!({ "a": last })).await;
+    assert_eq!(
+        ws.data("n").await["noticePublished"]["notice"]["title"],
+        "while away"
+    );
+    notice(base_b.clone(), "after").await;
+    assert_eq!(
+        ws.data("n").await["noticePublished"]["notice"]["title"],
+        "after"
+    );
+    ws.quiet().await;
+}

@@ -324,27 +324,47 @@ pub struct Ws {
     >,
 }
 
+/// Opens a socket to `base` (`http://host:port`) with the given subprotocol.
+pub async fn ws_connect(
+    base: &str,
+    path: &str,
+    protocol: &str,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("{}{path}", base.replace("http://", "ws://"));
+    let mut req = url.into_client_request()?;
+    req.headers_mut()
+        .insert("sec-websocket-protocol", protocol.parse().unwrap());
+    let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+    Ok(Ws { ws })
+}
+
+/// Connects to `base` and completes `connection_init` with `token`.
+pub async fn ws_signed_in(base: &str, token: &str) -> Ws {
+    let mut ws = ws_connect(base, "/graphql/ws", "graphql-transport-ws")
+        .await
+        .unwrap();
+    ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } }))
+        .await;
+    let ack = ws.recv().await.expect("connection_ack");
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    ws
+}
+
 impl TestApp {
     pub async fn ws_raw(&self, path: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let url = format!("{}{path}", self.base.replace("http://", "ws://"));
-        let mut req = url.into_client_request()?;
-        req.headers_mut().insert(
-            "sec-websocket-protocol",
-            "graphql-transport-ws".parse().unwrap(),
-        );
-        let (ws, _) = tokio_tungstenite::connect_async(req).await?;
-        Ok(Ws { ws })
+        ws_connect(&self.base, path, "graphql-transport-ws").await
     }
 
-    /// Connects and completes `connection_init` with `token`.
     pub async fn ws(&self, token: &str) -> Ws {
-        let mut ws = self.ws_raw("/graphql/ws").await.unwrap();
-        ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } }))
-            .await;
-        let ack = ws.recv().await.expect("connection_ack");
-        assert_eq!(ack["type"], "connection_ack", "{ack}");
-        ws
+        ws_signed_in(&self.base, token).await
+    }
+
+    /// Sends the shutdown signal, as SIGTERM does.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
     }
 }
 
