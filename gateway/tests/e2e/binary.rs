@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
     process::Command,
 };
@@ -43,28 +43,14 @@ async fn drains_on_sigterm(dir: &std::path::Path, servers: Option<(String, Strin
     cmd.args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
         .env_remove("DATABASE_URL")
-        .env_remove("REDIS_URL")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
+        .env_remove("REDIS_URL");
     if let Some((db, redis)) = servers {
         cmd.env("DATABASE_URL", db).env("REDIS_URL", redis).env(
             "MINIGATE_REDIS_PREFIX",
             format!("bin:{}:", uuid::Uuid::new_v4().simple()),
         );
     }
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["message"] == "minigate listening" {
-                return v["addr"].as_str().unwrap().to_owned();
-            }
-        }
-        panic!("the server exited before listening");
-    })
-    .await
-    .unwrap();
+    let (mut child, addr) = crate::support::spawn_minigate(cmd).await;
 
     let body = br#"{"query":"{ __typename }"}"#;
     let mut conn = TcpStream::connect(&addr).await.unwrap();

@@ -117,19 +117,9 @@ both!(
 both!(
     health_readiness_and_metrics_answer,
     |app: TestApp| async move {
-        let r = app
-            .http
-            .get(format!("{}/healthz", app.base))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get("/healthz").await;
         assert_eq!(r.status(), 200);
-        let r = app
-            .http
-            .get(format!("{}/readyz", app.base))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get("/readyz").await;
         assert_eq!(r.status(), 200);
         let body: serde_json::Value = r.json().await.unwrap();
         assert_eq!(body["database"], "ok");
@@ -139,24 +129,11 @@ both!(
         app.post("query Probe { __typename }", json!({}), None)
             .await
             .ok();
-        let m = app
-            .http
-            .get(format!("{}/metrics", app.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = app.get("/metrics").await.text().await.unwrap();
         assert!(m.contains("minigate_graphql_requests_total"), "{m}");
         assert!(m.contains("operation=\"Probe\""));
         assert!(m.contains("minigate_db_pool_connections"));
-        let page = app
-            .http
-            .get(format!("{}/graphiql", app.base))
-            .send()
-            .await
-            .unwrap();
+        let page = app.get("/graphiql").await;
         assert_eq!(page.status(), 200);
     }
 );
@@ -167,12 +144,7 @@ both!(
         let (_, token) = app.admin("acme").await;
         app.db().close().await;
         let started = std::time::Instant::now();
-        let r = app
-            .http
-            .get(format!("{}/readyz", app.base))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get("/readyz").await;
         assert_eq!(r.status(), 503);
         let r = app.gql(&token, "{ me { id } }", json!({})).await;
         assert_eq!(r.code(), Some("DATABASE_UNAVAILABLE"), "{}", r.json);
@@ -211,12 +183,7 @@ both!(
         c.wechat.api_base = "https://127.0.0.1:9".into();
     },
     |app: TestApp| async move {
-        let page = app
-            .http
-            .get(format!("{}/graphiql", app.base))
-            .send()
-            .await
-            .unwrap();
+        let page = app.get("/graphiql").await;
         assert_eq!(page.status(), 404);
         let anon = app
             .post("{ __schema { queryType { name } } }", json!({}), None)

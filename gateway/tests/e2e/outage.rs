@@ -95,13 +95,7 @@ fn authority(url: &str) -> String {
 }
 
 async fn ready(app: &TestApp) -> u16 {
-    app.http
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    app.get("/readyz").await.status().as_u16()
 }
 
 async fn wait_ready(app: &TestApp) {

@@ -370,15 +370,7 @@ both!(
         // The close frame (1001) may be lost behind the unanswered pings; either way it is closed.
         let (code, _) = silent.closed().await;
         assert!(code == 1001 || code == 1006, "{code}");
-        let m = app
-            .http
-            .get(format!("{}/metrics", app.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = app.get("/metrics").await.text().await.unwrap();
         assert!(
             m.contains("minigate_websocket_reaped_total"),
             "the reaper closed it"
@@ -448,7 +440,6 @@ both!(
 /// reconnects to the other and resumes with nothing lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_of_a_killed_process_resumes_on_the_other() {
-    use tokio::io::AsyncBufReadExt;
     let (Ok(pg), Ok(redis)) = (std::env::var("DATABASE_URL"), std::env::var("REDIS_URL")) else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -481,26 +472,14 @@ async fn a_client_of_a_killed_process_resumes_on_the_other() {
     let prefix = format!("failover:{}:", uuid::Uuid::new_v4().simple());
     let dir = std::env::temp_dir();
     let start = || async {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_minigate"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_minigate"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .current_dir(&dir)
             .env("DATABASE_URL", db.url())
             .env("REDIS_URL", &redis)
             .env("MINIGATE_REDIS_PREFIX", &prefix)
-            .env("MINIGATE_JWT_SECRET", crate::support::JWT_SECRET)
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next_line().await.unwrap().expect("server output");
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["message"] == "minigate listening" {
-                break v["addr"].as_str().unwrap().to_owned();
-            }
-        };
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            .env("MINIGATE_JWT_SECRET", crate::support::JWT_SECRET);
+        let (child, addr) = crate::support::spawn_minigate(cmd).await;
         (child, format!("http://{addr}"))
     };
     let (mut a, base_a) = start().await;
