@@ -250,10 +250,13 @@ async fn broadcast(
 ) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<f64>();
+    // Every socket of this scenario is closed when it ends, so the next scenario measures only
+    // its own subscribers.
+    let mut readers = tokio::task::JoinSet::new();
     for _ in 0..subscribers {
         let mut ws = open(&receiver.addr, token, 1).await?;
         let tx = tx.clone();
-        tokio::spawn(async move {
+        readers.spawn(async move {
             while let Some(Ok(msg)) = ws.next().await {
                 let Message::Text(t) = msg else { continue };
                 let received = chrono::Utc::now();
@@ -303,6 +306,8 @@ async fn broadcast(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    readers.abort_all();
+    while readers.join_next().await.is_some() {}
     samples.sort_by(f64::total_cmp);
     out(&format!(
         "| {label} | {subscribers} | {events} | {:.1} ms | {:.1} ms | {:.1} ms |",
