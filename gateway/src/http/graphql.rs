@@ -26,7 +26,7 @@ pub const GRAPHQL_RESPONSE: &str = "application/graphql-response+json; charset=u
 pub const JSON: &str = "application/json; charset=utf-8";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Media {
+pub(crate) enum Media {
     GraphqlResponse,
     Json,
 }
@@ -80,7 +80,6 @@ struct PostBody {
     query: Option<String>,
     operation_name: Option<String>,
     variables: Option<serde_json::Value>,
-    extensions: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -154,7 +153,6 @@ pub async fn post(
         Ok(b) => b,
         Err(_) => return bad(media, "the body is not a JSON object with a 'query'"),
     };
-    let _ = body.extensions;
     let Some(query) = body.query else {
         return bad(media, "'query' is required");
     };
@@ -195,12 +193,12 @@ pub async fn get(req: &Request, state: Data<&Arc<State>>, remote: &RemoteAddr) -
     run(req, &state, remote, media, parsed, true).await
 }
 
-fn client_ip(req: &Request, state: &State, remote: &RemoteAddr) -> Option<IpAddr> {
+pub(crate) fn client_ip(req: &Request, state: &State, remote: &RemoteAddr) -> Option<IpAddr> {
     let peer = remote.as_socket_addr()?.ip();
     Some(state.proxies.client_ip(peer, req.header("x-forwarded-for")))
 }
 
-async fn limit(
+pub(crate) async fn limit(
     limiter: &dyn RateLimiter,
     key: String,
     per_minute: u32,

@@ -39,18 +39,32 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 
 #[poem::handler]
 pub async fn upgrade(
-    _req: &Request,
+    req: &Request,
     protocol: GraphQLProtocol,
     websocket: WebSocket,
     state: PoemData<&Arc<State>>,
     remote: &RemoteAddr,
-) -> impl IntoResponse {
+) -> poem::Response {
     let state = state.0.clone();
-    let _ = remote;
+    // A connection attempt counts against the client address's budget, as a request does.
+    if let Some(ip) = super::graphql::client_ip(req, &state, remote) {
+        let per_minute = state.config.limits.per_ip_per_minute;
+        if let Err(refused) = super::graphql::limit(
+            &*state.deps.limiter,
+            format!("ip:{ip}"),
+            per_minute,
+            super::graphql::Media::Json,
+        )
+        .await
+        {
+            return refused;
+        }
+    }
     websocket
         .config(socket_config())
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| serve(state, socket, protocol))
+        .into_response()
 }
 
 /// GraphQL messages are small: tungstenite's default 128 KiB read and write buffers per socket
