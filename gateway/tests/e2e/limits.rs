@@ -167,10 +167,16 @@ async fn replicas_share_one_rate_budget_through_redis() {
     assert_eq!(b.post("{ __typename }", json!({}), None).await.status, 429);
 }
 
-both!(websocket_upgrades_count_against_the_client_address,
-    |c: &mut Config| { c.limits.per_ip_per_minute = 2; },
+both!(
+    websocket_upgrades_count_against_the_client_address,
+    |c: &mut Config| {
+        c.limits.per_ip_per_minute = 2;
+    },
     |app: TestApp| async move {
-        assert_eq!(app.post("{ __typename }", json!({}), None).await.status, 200);
+        assert_eq!(
+            app.post("{ __typename }", json!({}), None).await.status,
+            200
+        );
         app.ws_raw("/graphql/ws").await.expect("within the budget");
         match app.ws_raw("/graphql/ws").await {
             Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 429),
