@@ -81,20 +81,21 @@ async fn tenant(db: &Db) -> Id {
     id
 }
 
+/// Writes test event `i` on `topic` in the caller's transaction.
+async fn enqueue(tx: &mut minigate_store::Conn, n: &Node, tenant: Id, topic: &str, i: i64) {
+    let event = NewEvent {
+        tenant_id: tenant,
+        topic: topic.to_owned(),
+        kind: "test",
+        payload: json!({ "i": i }),
+    };
+    events::enqueue(tx, &n.waker, event).await.unwrap();
+}
+
+/// One event in a transaction of its own.
 async fn emit(n: &Node, tenant: Id, topic: &str, i: i64) {
     let mut tx = n.db.begin().await.unwrap();
-    events::enqueue(
-        &mut tx,
-        &n.waker,
-        NewEvent {
-            tenant_id: tenant,
-            topic: topic.to_owned(),
-            kind: "test",
-            payload: json!({ "i": i }),
-        },
-    )
-    .await
-    .unwrap();
+    enqueue(&mut tx, n, tenant, topic, i).await;
     tx.commit().await.unwrap();
 }
 
@@ -164,18 +165,7 @@ on_both!(a_rolled_back_change_publishes_nothing, |db: Db,
     let a = topic::tenant(t);
     let mut s = n.bus.subscribe(vec![a.clone()], None).await.unwrap();
     let mut tx = db.begin().await.unwrap();
-    events::enqueue(
-        &mut tx,
-        &n.waker,
-        NewEvent {
-            tenant_id: t,
-            topic: a.clone(),
-            kind: "test",
-            payload: json!({ "i": 1 }),
-        },
-    )
-    .await
-    .unwrap();
+    enqueue(&mut tx, &n, t, &a, 1).await;
     tx.rollback().await.unwrap();
     assert_eq!(drain(&n).await, 0);
     nothing_more(&mut s).await;
@@ -263,18 +253,7 @@ on_both!(
         // Far more than the subscription's queue holds, before it reads anything.
         let mut tx = db.begin().await.unwrap();
         for i in 0..700 {
-            events::enqueue(
-                &mut tx,
-                &n.waker,
-                NewEvent {
-                    tenant_id: t,
-                    topic: a.clone(),
-                    kind: "test",
-                    payload: json!({ "i": i }),
-                },
-            )
-            .await
-            .unwrap();
+            enqueue(&mut tx, &n, t, &a, i).await;
         }
         tx.commit().await.unwrap();
         drain(&n).await;
