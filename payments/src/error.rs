@@ -1,0 +1,58 @@
+/// What can go wrong with a payment provider's cryptography.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A key or certificate could not be read (wrong format, wrong kind, corrupt).
+    #[error("payment key unusable: {0}")]
+    KeyInvalid(String),
+    /// A signature does not match: the message was changed or was not signed by the provider.
+    #[error("payment signature invalid")]
+    SignatureInvalid,
+    /// The signature names a key (`Wechatpay-Serial`) we do not have.
+    #[error("payment signature by unknown key {0}")]
+    UnknownSerial(String),
+    /// `Wechatpay-Timestamp` is more than 5 minutes from now: a replay or a wrong clock.
+    #[error("payment signature timestamp outside the allowed window")]
+    TimestampSkew,
+    /// The encrypted resource of a callback could not be decrypted (wrong APIv3 key or tampered).
+    #[error("payment resource could not be decrypted")]
+    DecryptFailed,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Stable code; never renamed.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::KeyInvalid(_) => "PAYMENT_KEY_INVALID",
+            Error::SignatureInvalid => "PAYMENT_SIGNATURE_INVALID",
+            Error::UnknownSerial(_) => "PAYMENT_UNKNOWN_SERIAL",
+            Error::TimestampSkew => "PAYMENT_TIMESTAMP_SKEW",
+            Error::DecryptFailed => "PAYMENT_DECRYPT_FAILED",
+        }
+    }
+}
+
+/// Every code this crate can produce, for the client contract.
+pub const CODES: &[(&str, &str)] = &[
+    (
+        "PAYMENT_KEY_INVALID",
+        "A configured payment key or certificate cannot be read.",
+    ),
+    (
+        "PAYMENT_SIGNATURE_INVALID",
+        "A payment provider's signature does not match.",
+    ),
+    (
+        "PAYMENT_UNKNOWN_SERIAL",
+        "A payment provider signed with a key this merchant has not configured.",
+    ),
+    (
+        "PAYMENT_TIMESTAMP_SKEW",
+        "A payment provider's signature is too old or from the future.",
+    ),
+    (
+        "PAYMENT_DECRYPT_FAILED",
+        "A payment notification's resource could not be decrypted.",
+    ),
+];
