@@ -93,12 +93,14 @@ impl Db {
         }
     }
 
-    /// A pooled connection outside any transaction (each statement commits on its own).
+    /// A pooled connection outside any transaction (each statement commits on its own). Any
+    /// failure to obtain one means the database cannot be reached: refused, timed out, or a
+    /// connection dropped during its handshake (sqlx reports some of those as protocol errors).
     pub async fn conn(&self) -> Result<Conn> {
         Ok(Conn(
             match self {
-                Db::Postgres(p) => Inner::Pg(p.acquire().await?),
-                Db::Sqlite(p) => Inner::Lite(p.acquire().await?),
+                Db::Postgres(p) => Inner::Pg(p.acquire().await.map_err(Error::Unavailable)?),
+                Db::Sqlite(p) => Inner::Lite(p.acquire().await.map_err(Error::Unavailable)?),
             },
             Vec::new(),
         ))
@@ -108,13 +110,16 @@ impl Db {
     /// front: a deferred transaction that reads and then writes can fail with `SQLITE_BUSY`
     /// instead of waiting, and the lock is what stands in for PostgreSQL's row locks.
     pub async fn begin(&self) -> Result<Conn> {
-        Ok(Conn(
-            match self {
-                Db::Postgres(p) => Inner::PgTx(p.begin().await?),
-                Db::Sqlite(p) => Inner::LiteTx(p.begin_with("BEGIN IMMEDIATE").await?),
-            },
-            Vec::new(),
-        ))
+        let started = match self {
+            Db::Postgres(p) => p.begin().await.map(Inner::PgTx),
+            Db::Sqlite(p) => p.begin_with("BEGIN IMMEDIATE").await.map(Inner::LiteTx),
+        };
+        // A failure to start is a failure to reach the database, except SQLite's busy timeout.
+        let inner = started.map_err(|e| match e {
+            sqlx::Error::Database(_) => Error::Query(e),
+            other => Error::Unavailable(other),
+        })?;
+        Ok(Conn(inner, Vec::new()))
     }
 
     /// Checks that the database answers (for `/readyz`).

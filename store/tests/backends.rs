@@ -333,3 +333,32 @@ on_both_backends!(
             .unwrap();
     }
 );
+
+/// A connection cut during its handshake (seen through a proxy in front of a PostgreSQL that went
+/// away): sqlx reads a zero byte where the answer to its SSLRequest should be and reports a
+/// protocol error. To a client that is still "the database is unavailable".
+#[tokio::test]
+async fn a_connection_dropped_during_the_handshake_is_database_unavailable() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = [0u8; 8];
+            let _ = socket.read_exact(&mut request).await;
+            let _ = socket.write_all(&[0]).await;
+            drop(socket);
+        }
+    });
+    let db = Db::connect_lazy(
+        &format!("postgres://postgres@127.0.0.1:{port}/test"),
+        &DbOptions {
+            max_connections: 2,
+            acquire_timeout: Duration::from_millis(800),
+        },
+    )
+    .unwrap();
+    assert_eq!(db.conn().await.unwrap_err().code(), "DATABASE_UNAVAILABLE");
+    assert_eq!(db.begin().await.unwrap_err().code(), "DATABASE_UNAVAILABLE");
+    assert_eq!(db.ping().await.unwrap_err().code(), "DATABASE_UNAVAILABLE");
+}
