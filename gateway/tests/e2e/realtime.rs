@@ -547,3 +547,35 @@ async fn a_client_of_a_killed_process_resumes_on_the_other() {
     );
     ws.quiet().await;
 }
+
+both!(
+    a_notice_target_that_does_not_fit_its_audience_is_refused,
+    |app: TestApp| async move {
+        let (t, admin) = app.admin("acme").await;
+        let sz = app.branch(t, "SZ").await;
+        for (input, field) in [
+            (
+                json!({ "title": "t", "body": "b", "audience": "TENANT", "branchId": sz.to_string() }),
+                "branchId",
+            ),
+            (
+                json!({ "title": "t", "body": "b", "audience": "BRANCH", "branchId": sz.to_string(), "userIds": [sz.to_string()] }),
+                "userIds",
+            ),
+            (
+                json!({ "title": "t", "body": "b", "audience": "BRANCH" }),
+                "branchId",
+            ),
+            (
+                json!({ "title": "t", "body": "b", "audience": "TENANT", "link": "javascript:alert(1)" }),
+                "link",
+            ),
+        ] {
+            let r = app.gql(&admin, PUBLISH, json!({ "i": input })).await;
+            assert_eq!(r.code(), Some("INVALID_INPUT"), "{}", r.json);
+            assert_eq!(r.json["errors"][0]["extensions"]["field"], field);
+        }
+        assert_eq!(app.count("select count(*) from notice").await, 0);
+        assert_eq!(app.count("select count(*) from outbox_event").await, 0);
+    }
+);

@@ -85,6 +85,13 @@ impl NoticeMutation {
             }
             _ => {}
         }
+        // A target that does not fit the audience is a mistake, not something to drop quietly.
+        if branch.is_some() && input.audience != NoticeAudience::Branch {
+            return Err(Error::invalid("branchId", "only for a BRANCH notice"));
+        }
+        if !users.is_empty() && input.audience != NoticeAudience::Users {
+            return Err(Error::invalid("userIds", "only for a USERS notice"));
+        }
         let id = idempotency::once(
             &d.db,
             v.user_id,
