@@ -16,6 +16,9 @@ pub enum Error {
     /// The encrypted resource of a callback could not be decrypted (wrong APIv3 key or tampered).
     #[error("payment resource could not be decrypted")]
     DecryptFailed,
+    /// A yuan amount that is not a plain decimal with at most two places.
+    #[error("amount {0:?} is not a yuan amount with at most two decimals")]
+    AmountMalformed(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -29,6 +32,7 @@ impl Error {
             Error::UnknownSerial(_) => "PAYMENT_UNKNOWN_SERIAL",
             Error::TimestampSkew => "PAYMENT_TIMESTAMP_SKEW",
             Error::DecryptFailed => "PAYMENT_DECRYPT_FAILED",
+            Error::AmountMalformed(_) => "AMOUNT_MALFORMED",
         }
     }
 }
@@ -54,5 +58,9 @@ pub const CODES: &[(&str, &str)] = &[
     (
         "PAYMENT_DECRYPT_FAILED",
         "A payment notification's resource could not be decrypted.",
+    ),
+    (
+        "AMOUNT_MALFORMED",
+        "An amount is not a yuan amount with at most two decimals.",
     ),
 ];

@@ -18,6 +18,7 @@
 pub mod alipay;
 mod der;
 mod error;
+pub mod money;
 pub mod pem;
 pub mod wechat;
 
