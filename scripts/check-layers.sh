@@ -18,5 +18,10 @@ for crate in store payments push media resolvers schema; do
 done
 bad=$(deps minigate-resolvers | grep -E '^minigate-(schema|gateway)$' || true)
 if [ -n "$bad" ]; then echo "error: minigate-resolvers depends on $bad"; fail=1; fi
+# The fakes (test tooling and the development payment simulator) reach production code only
+# through the gateway, which refuses the simulator in production mode.
+for crate in resolvers schema; do
+  if deps "minigate-$crate" | grep -qx minigate-fakes; then echo "error: minigate-$crate must not depend on minigate-fakes"; fail=1; fi
+done
 [ "$fail" = 0 ] && echo "crate layers ok"
 exit "$fail"

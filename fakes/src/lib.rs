@@ -1,12 +1,24 @@
 //! # minigate-fakes
 //!
-//! Test infrastructure: local fake servers for the outside providers minigate talks to. Each
-//! speaks its provider's documented wire format and checks requests the way the real one does
-//! (methods, parameters, credentials, one-time codes, token validity), so tests catch a client
-//! that the real provider would refuse. Tests script them (issue codes, inject failures, expire
-//! tokens) and count the calls that reached them.
+//! Test and development tooling: local stand-ins of the providers minigate talks to, for
+//! tests, and the payment simulator the gateway mounts in development mode only; never used in
+//! production mode.
 //!
-//! Never a dependency of production code: crates use it under `[dev-dependencies]` only. Depends
-//! on nothing of ours.
+//! Each fake speaks its provider's documented wire format and checks requests the way the real
+//! one does (methods, parameters, credentials, signatures, one-time codes, token validity), so
+//! tests catch a client that the real provider would refuse. Tests script them (issue codes,
+//! pay orders, inject failures, tamper with signatures) and count the calls that reached them.
+//!
+//! * [`wechat`]: WeChat's mini-program server API (login, access tokens, phone numbers).
+//! * [`wechat_pay`]: WeChat Pay API v3 (JSAPI / Native orders, query, close, notifications).
+//! * [`alipay`]: the Alipay open-platform gateway (precreate, query, close, async notify).
+//! * [`keys`]: development RSA keys and PEM text for the fakes and their clients.
+//!
+//! The gateway depends on it to mount the simulator, which it refuses in production mode; every
+//! other crate uses it under `[dev-dependencies]` only. Depends on nothing of ours.
 
+pub mod alipay;
+pub mod keys;
+mod support;
 pub mod wechat;
+pub mod wechat_pay;

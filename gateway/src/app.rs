@@ -30,7 +30,7 @@ use secrecy::SecretString;
 use crate::{
     client_ip::TrustedProxies,
     config::Config,
-    http::{graphql, health, observe::observe, ws},
+    http::{graphql, health, observe::observe, pay, ws},
     ratelimit::{LocalLimiter, RedisLimiter},
     secrets::EnvAndFiles,
 };
@@ -49,6 +49,8 @@ pub struct State {
     /// Set when shutdown begins: open sockets are closed with "going away" so their clients
     /// reconnect to another replica instead of holding the drain open.
     pub closing: tokio::sync::watch::Sender<bool>,
+    /// The development payment simulator, when payments are simulated.
+    pub simulator: Option<crate::simulator::Simulator>,
 }
 
 /// Connects, migrates and assembles the service.
@@ -113,15 +115,27 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<State>> {
         refresh_ttl: config.refresh_ttl(),
         reuse_grace: Duration::from_secs(60),
     })?;
+    let secrets: Arc<dyn minigate_resolvers::Secrets> = Arc::new(EnvAndFiles);
+    let payments = crate::payments::build(&config, &db, &secrets)?;
     let deps = Deps {
         db: db.clone(),
         tokens: Arc::new(tokens),
         wechat,
-        secrets: Arc::new(EnvAndFiles),
+        secrets,
         limiter,
         bus,
         waker: Waker::default(),
+        payments: Arc::new(payments),
     };
+    if config.production() {
+        let problems = deps.payments.merchants.problems().await?;
+        if !problems.is_empty() {
+            anyhow::bail!(
+                "production mode refuses to start with unusable payment keys:\n  {}",
+                problems.join("\n  ")
+            );
+        }
+    }
     let mut limits = config.schema_limits();
     limits.introspection = true;
     let schema = minigate_schema::build(deps.clone(), &limits);
@@ -129,6 +143,7 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<State>> {
     limits.introspection = !config.production();
     let socket_schema = minigate_schema::build_for_sockets(deps.clone(), &limits);
     let proxies = TrustedProxies::parse(&config.trusted_proxies)?;
+    let simulator = crate::simulator::start(&config)?;
     Ok(Arc::new(State {
         config,
         db,
@@ -138,6 +153,7 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<State>> {
         socket_schema,
         proxies,
         closing: tokio::sync::watch::Sender::new(false),
+        simulator,
     }))
 }
 
@@ -189,12 +205,19 @@ pub fn routes(state: Arc<State>) -> impl poem::Endpoint {
         .at("/graphql/ws", get(ws::upgrade))
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
-        .at("/metrics", get(health::prometheus));
+        .at("/metrics", get(health::prometheus))
+        .at("/pay/wechat/notify", poem::post(pay::wechat_notify))
+        .at("/pay/alipay/notify", poem::post(pay::alipay_notify));
     if !state.config.production() {
         let page = async_graphql::http::GraphiQLSource::build()
             .endpoint("/graphql")
             .finish();
         route = route.at("/graphiql", get(make_sync(move |_| Html(page.clone()))));
+    }
+    if let Some(sim) = &state.simulator {
+        route = route
+            .nest(crate::payments::SIMULATOR_WECHAT, sim.wechat.endpoint())
+            .nest(crate::payments::SIMULATOR_ALIPAY, sim.alipay.endpoint());
     }
     route.data(state).around(observe)
 }
@@ -230,10 +253,18 @@ pub async fn serve(
         state.deps.bus.clone(),
         state.deps.waker.clone(),
     );
+    let mut stopped_too = stopped.clone();
     let worker = tokio::spawn(dispatcher.run(async move {
         let mut stopped = stopped;
         let _ = stopped.changed().await;
     }));
+    let active_query = tokio::spawn(crate::payments::active_query(
+        state.deps.clone(),
+        Duration::from_secs(state.config.payments.poll_seconds.max(1)),
+        async move {
+            let _ = stopped_too.changed().await;
+        },
+    ));
     let closing = state.clone();
     let signal = async move {
         shutdown.await;
@@ -244,6 +275,7 @@ pub async fn serve(
         .await;
     let _ = stop.send(true);
     let _ = worker.await;
+    let _ = active_query.await;
     db.close().await;
     served?;
     Ok(())

@@ -1,4 +1,4 @@
-//! `minigate serve | migrate | schema | tenant | branch | user | import`.
+//! `minigate serve | migrate | schema | tenant | branch | user | bill | import`.
 
 use std::{io::Write, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use minigate_resolvers::{
     Role,
     auth::create_password_user,
+    billing::{self, BillLine},
     registry::{db as registry_db, import},
     tenant::db as tenant_db,
 };
@@ -54,7 +55,9 @@ pub enum Command {
     Branch(BranchCommand),
     #[command(subcommand)]
     User(UserCommand),
-    /// Import vehicles or drivers from a CSV file (see the README for the columns).
+    #[command(subcommand)]
+    Bill(BillCommand),
+    /// Import vehicles, drivers or bills from a CSV file (see the README for the columns).
     Import {
         kind: ImportWhat,
         #[arg(long)]
@@ -93,6 +96,12 @@ pub enum TenantCommand {
         #[arg(long)]
         secret_ref: String,
     },
+    /// Development only: give a company simulated WeChat Pay and Alipay accounts with generated
+    /// keys, played by the simulator built into `serve` (restart it to pick them up).
+    SimulatePayments {
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -127,10 +136,47 @@ pub enum UserCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub enum BillCommand {
+    /// Create a bill for a driver (by phone) or a named consumer; prints its id.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// rent, deposit, fine or purchase.
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        title: String,
+        /// The amount in yuan, at most two decimals: 1200.00.
+        #[arg(long)]
+        amount_yuan: String,
+        /// The due date, YYYY-MM-DD (Asia/Shanghai).
+        #[arg(long)]
+        due: String,
+        /// The paying driver's phone number.
+        #[arg(
+            long,
+            required_unless_present = "payer_name",
+            conflicts_with = "payer_name"
+        )]
+        driver_phone: Option<String>,
+        /// The paying consumer's name (no driver record).
+        #[arg(long)]
+        payer_name: Option<String>,
+        /// Branch code (a driver's bill is in the driver's branch).
+        #[arg(long)]
+        branch: Option<String>,
+        /// The company's own number for the bill, unique in the company.
+        #[arg(long)]
+        reference: Option<String>,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 pub enum ImportWhat {
     Vehicles,
     Drivers,
+    Bills,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -185,8 +231,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if production {
                 config.mode = Mode::Production;
             }
-            let state = crate::app::build(config.clone()).await?;
+            config.check()?;
+            // Bound first, so the address the providers call back (and the simulator answers
+            // on) is the real one when listening on port 0.
             let (acceptor, addr) = crate::app::bind(config.listen).await?;
+            config.listen = addr;
+            let state = crate::app::build(config.clone()).await?;
             tracing::info!(%addr, mode = ?config.mode, database = state.db.backend().name(), redis = state.redis.is_some(), "minigate listening");
             crate::app::serve(state, acceptor, shutdown_signal()).await?;
             tracing::info!("stopped");
@@ -221,6 +271,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out(&format!(
                 "app {} ({}) registered for {tenant}",
                 app.app_id, app.kind
+            ));
+        }
+        Command::Tenant(TenantCommand::SimulatePayments { tenant }) => {
+            let db = open_db(&config).await?;
+            let id = tenant_id(&db, &tenant).await?;
+            let dir = crate::simulator::provision(&config, &db, &tenant, id).await?;
+            out(&format!(
+                "{tenant} pays through the simulator; development keys in {}",
+                dir.display()
             ));
         }
         Command::Branch(BranchCommand::Create { tenant, code, name }) => {
@@ -263,6 +322,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .await?;
             out(&format!("user {id} created ({})", role.as_str()));
         }
+        Command::Bill(BillCommand::Create {
+            tenant,
+            kind,
+            title,
+            amount_yuan,
+            due,
+            driver_phone,
+            payer_name,
+            branch,
+            reference,
+        }) => {
+            let db = open_db(&config).await?;
+            let tid = tenant_id(&db, &tenant).await?;
+            let line = BillLine {
+                reference: reference.as_deref(),
+                kind: &kind,
+                title: &title,
+                amount_yuan: &amount_yuan,
+                due_date: &due,
+                driver_phone: driver_phone.as_deref(),
+                payer_name: payer_name.as_deref(),
+                branch_code: branch.as_deref(),
+            };
+            let bill = billing::create_from_line(&db, tid, None, &line).await?;
+            out(&format!("bill created: {}", bill.id));
+        }
         Command::Import {
             kind,
             tenant,
@@ -294,29 +379,31 @@ async fn import_file(
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
-    let report = import::run(
-        db,
-        tenant,
-        None,
-        match kind {
-            ImportWhat::Vehicles => import::ImportKind::Vehicles,
-            ImportWhat::Drivers => import::ImportKind::Drivers,
+    let opts = import::Options {
+        mode: if skip_invalid {
+            import::ImportMode::SkipInvalid
+        } else {
+            import::ImportMode::AllOrNothing
         },
-        bytes,
-        import::Options {
-            mode: if skip_invalid {
-                import::ImportMode::SkipInvalid
-            } else {
-                import::ImportMode::AllOrNothing
-            },
-            dry_run,
-        },
-        &mut |p| {
-            bar.set_length(u64::try_from(p.total).unwrap_or(0));
-            bar.set_position(u64::try_from(p.done).unwrap_or(0));
-        },
-    )
-    .await?;
+        dry_run,
+    };
+    let mut progress = |p: import::Progress| {
+        bar.set_length(u64::try_from(p.total).unwrap_or(0));
+        bar.set_position(u64::try_from(p.done).unwrap_or(0));
+    };
+    let report = match kind {
+        ImportWhat::Vehicles => {
+            let k = import::ImportKind::Vehicles;
+            import::run(db, tenant, None, k, bytes, opts, &mut progress).await?
+        }
+        ImportWhat::Drivers => {
+            let k = import::ImportKind::Drivers;
+            import::run(db, tenant, None, k, bytes, opts, &mut progress).await?
+        }
+        ImportWhat::Bills => {
+            billing::import::run(db, tenant, None, bytes, opts, &mut progress).await?
+        }
+    };
     bar.finish_and_clear();
     for r in &report.rejected {
         out(&format!(

@@ -42,6 +42,7 @@ pub struct Config {
     pub shutdown_grace_seconds: u64,
     pub wechat: WechatSection,
     pub limits: LimitsSection,
+    pub payments: PaymentsSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -49,6 +50,60 @@ pub struct Config {
 pub struct WechatSection {
     pub api_base: String,
     pub timeout_ms: u64,
+}
+
+/// WeChat Pay and Alipay: where they are, where they call us back, how long a QR lives. The
+/// merchants themselves (ids and key references) are per tenant, in the database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct PaymentsSection {
+    /// The WeChat Pay API v3 base. Unset: the built-in simulator in development, the real host
+    /// in production.
+    pub wechat_base: Option<String>,
+    /// The Alipay gateway (`…/gateway.do`). Unset: the simulator in development, the real
+    /// gateway in production.
+    pub alipay_gateway: Option<String>,
+    /// This service's public base URL as the providers reach it (https in production):
+    /// notifications go to `{notify_base}/pay/wechat/notify` and `/pay/alipay/notify`. Unset in
+    /// development: `http://{listen}`.
+    pub notify_base: Option<String>,
+    /// Whether the built-in simulator plays both providers (development only). Default: on in
+    /// development when a provider base is unset.
+    pub simulator: Option<bool>,
+    /// How long a payment QR stays payable (the orders' `time_expire`).
+    pub qr_minutes: u64,
+    /// How long after creation an unpaid order is first queried at its provider.
+    pub first_query_seconds: u64,
+    /// The shortest gap between two queries of one order (it doubles, up to 5 minutes).
+    pub query_every_seconds: u64,
+    /// How often the active query looks for due orders.
+    pub poll_seconds: u64,
+    /// Timeout of each request to a provider.
+    pub timeout_ms: u64,
+}
+
+impl Default for PaymentsSection {
+    fn default() -> Self {
+        Self {
+            wechat_base: None,
+            alipay_gateway: None,
+            notify_base: None,
+            simulator: None,
+            qr_minutes: 30,
+            first_query_seconds: 120,
+            query_every_seconds: 30,
+            poll_seconds: 5,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+impl PaymentsSection {
+    /// Whether the simulator runs (refused in production by [`Config::check`]).
+    pub fn simulated(&self, production: bool) -> bool {
+        self.simulator
+            .unwrap_or(!production && (self.wechat_base.is_none() || self.alipay_gateway.is_none()))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +141,7 @@ impl Default for Config {
             shutdown_grace_seconds: 20,
             wechat: WechatSection::default(),
             limits: LimitsSection::default(),
+            payments: PaymentsSection::default(),
         }
     }
 }
@@ -160,6 +216,27 @@ impl Config {
             if !self.wechat.api_base.starts_with("https://") {
                 bail!("production mode needs an https:// WeChat API base");
             }
+            if self.payments.simulator == Some(true) {
+                bail!("the payment simulator is for development only; production mode refuses it");
+            }
+            let p = &self.payments;
+            for (name, url) in [
+                ("payments.wechat_base", &p.wechat_base),
+                ("payments.alipay_gateway", &p.alipay_gateway),
+            ] {
+                if url.as_deref().is_some_and(|u| !u.starts_with("https://")) {
+                    bail!("production mode needs an https:// {name}");
+                }
+            }
+            if !p
+                .notify_base
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
+            {
+                bail!(
+                    "production mode needs payments.notify_base, the https:// address WeChat Pay and Alipay call back"
+                );
+            }
         }
         Ok(())
     }
@@ -193,7 +270,7 @@ mod tests {
         let f = dir.join("minigate.toml");
         std::fs::write(
             &f,
-            "listen = \"0.0.0.0:9000\"\nmode = \"production\"\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n[limits]\naliases = 5\n",
+            "listen = \"0.0.0.0:9000\"\nmode = \"production\"\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n[limits]\naliases = 5\n[payments]\nnotify_base = \"https://pay.example.com\"\n",
         )
         .unwrap();
         let c = Config::load(Some(&f)).unwrap();
@@ -223,5 +300,36 @@ mod tests {
         };
         assert!(short.check().is_err());
         assert!(Config::default().check().is_ok());
+    }
+
+    #[test]
+    fn production_refuses_the_simulator_and_needs_an_https_callback_address() {
+        let good = || {
+            let mut c = Config {
+                mode: Mode::Production,
+                jwt_secret: Some(SecretString::from(
+                    "0123456789abcdef0123456789abcdef".to_owned(),
+                )),
+                ..Config::default()
+            };
+            c.payments.notify_base = Some("https://pay.example.com".into());
+            c
+        };
+        good().check().unwrap();
+        assert!(!good().payments.simulated(true));
+        let mut sim = good();
+        sim.payments.simulator = Some(true);
+        assert!(sim.check().is_err());
+        let mut plain = good();
+        plain.payments.notify_base = Some("http://pay.example.com".into());
+        assert!(plain.check().is_err());
+        let mut none = good();
+        none.payments.notify_base = None;
+        assert!(none.check().is_err());
+        let mut fake = good();
+        fake.payments.wechat_base = Some("http://127.0.0.1:9".into());
+        assert!(fake.check().is_err());
+        // Development simulates whatever has no base URL.
+        assert!(Config::default().payments.simulated(false));
     }
 }

@@ -3,6 +3,7 @@
 pub mod graphql;
 pub mod health;
 pub mod observe;
+pub mod pay;
 mod reply;
 pub mod ws;
 

@@ -11,8 +11,10 @@ pub mod config;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod payments;
 pub mod ratelimit;
 pub mod secrets;
+pub mod simulator;
 
 /// Every error code a client can meet, for `mobile-contracts/error-codes.json`.
 pub fn error_codes() -> Vec<(&'static str, &'static str)> {

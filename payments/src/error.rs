@@ -1,4 +1,4 @@
-/// What can go wrong with a payment provider's cryptography.
+/// What can go wrong with a payment provider: its cryptography, its answers, our orders.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A key or certificate could not be read (wrong format, wrong kind, corrupt).
@@ -19,6 +19,31 @@ pub enum Error {
     /// A yuan amount that is not a plain decimal with at most two places.
     #[error("amount {0:?} is not a yuan amount with at most two decimals")]
     AmountMalformed(String),
+    /// A notification or answer that is not what the provider documents (bad JSON or form,
+    /// missing fields).
+    #[error("payment message malformed: {0}")]
+    Malformed(String),
+    /// The provider could not be reached or did not answer in time.
+    #[error("payment provider unreachable: {0}")]
+    Unreachable(String),
+    /// The provider answered with a refusal (its own code and message).
+    #[error("payment provider refused ({status} {code}): {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The bill already has an open order (a concurrent request opened it).
+    #[error("the bill already has an open payment order")]
+    OrderOpen,
+    #[error(transparent)]
+    Store(#[from] minigate_store::Error),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Store(e.into())
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -33,7 +58,17 @@ impl Error {
             Error::TimestampSkew => "PAYMENT_TIMESTAMP_SKEW",
             Error::DecryptFailed => "PAYMENT_DECRYPT_FAILED",
             Error::AmountMalformed(_) => "AMOUNT_MALFORMED",
+            Error::Malformed(_) => "PAYMENT_MESSAGE_MALFORMED",
+            Error::Unreachable(_) => "PAYMENT_PROVIDER_UNAVAILABLE",
+            Error::Refused { .. } => "PAYMENT_PROVIDER_REFUSED",
+            Error::OrderOpen => "PAYMENT_IN_PROGRESS",
+            Error::Store(e) => e.code(),
         }
+    }
+
+    /// Whether the provider's own refusal carries `code` (WeChat `code`, Alipay `sub_code`).
+    pub fn is_refusal(&self, code: &str) -> bool {
+        matches!(self, Error::Refused { code: c, .. } if c == code)
     }
 }
 
@@ -62,5 +97,21 @@ pub const CODES: &[(&str, &str)] = &[
     (
         "AMOUNT_MALFORMED",
         "An amount is not a yuan amount with at most two decimals.",
+    ),
+    (
+        "PAYMENT_MESSAGE_MALFORMED",
+        "A payment provider's message is not in its documented form.",
+    ),
+    (
+        "PAYMENT_PROVIDER_UNAVAILABLE",
+        "The payment provider could not be reached; try again.",
+    ),
+    (
+        "PAYMENT_PROVIDER_REFUSED",
+        "The payment provider refused the request; the message says why.",
+    ),
+    (
+        "PAYMENT_IN_PROGRESS",
+        "Another payment for this bill is being opened; try again.",
     ),
 ];

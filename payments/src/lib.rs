@@ -1,25 +1,32 @@
 //! # minigate-payments
 //!
-//! WeChat Pay API v3 and Alipay: provider clients and signatures, callback verification, the order
-//! state machine, active query, refunds, bill parsing and reconciliation, and their tables
-//! (DESIGN.md §4). So far: the cryptography both providers require, written here rather than
-//! taken from the crates the product card named (see DEPENDENCIES.md):
+//! WeChat Pay API v3 and Alipay (DESIGN.md §4), written here rather than taken from the crates
+//! the product card named (see DEPENDENCIES.md):
 //!
-//! * [`wechat::sign`]: request signatures (`Authorization: WECHATPAY2-SHA256-RSA2048 …`) and
-//!   the `wx.requestPayment` `paySign`;
-//! * [`wechat::verify`]: response and callback signatures, with the WeChat Pay public key
-//!   (`PUB_KEY_ID_…`) and platform certificates accepted side by side, chosen by
-//!   `Wechatpay-Serial`, and the 5-minute timestamp window;
-//! * [`wechat::resource`]: `AEAD_AES_256_GCM` decryption of callback resources;
-//! * [`alipay`]: RSA2 over the sorted parameters, for requests and notifications.
+//! * [`wechat`]: request signatures and `paySign` ([`wechat::sign`]), response and callback
+//!   verification with the WeChat Pay public key and platform certificates side by side
+//!   ([`wechat::verify`]), resource decryption ([`wechat::resource`]), the order calls
+//!   ([`wechat::client`]) and payment notifications ([`wechat::notify`]);
+//! * [`alipay`]: RSA2 signatures, the QR order calls and the asynchronous notify;
+//! * [`orders`]: the order state machine and its tables: orders, raw notifications, the ledger,
+//!   the flags that need a person;
+//! * [`money`]: exact yuan ↔ fen.
 //!
-//! A leaf: depends on `minigate-store` only, never on `push`, `media` or anything above.
+//! A leaf: depends on `minigate-store` only, never on `push`, `media` or anything above. It does
+//! not read configuration: the caller builds [`WechatMerchant`] / [`AlipayMerchant`] from the
+//! keys it resolved and passes the provider base URLs.
 
 pub mod alipay;
 mod der;
 mod error;
+pub mod http;
+mod merchant;
 pub mod money;
+pub mod notification;
+pub mod orders;
 pub mod pem;
+pub mod trade;
 pub mod wechat;
 
 pub use error::{CODES, Error, Result};
+pub use merchant::{AlipayMerchant, WechatKeys, WechatMerchant};

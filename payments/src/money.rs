@@ -33,7 +33,7 @@ pub fn parse_yuan(text: &str) -> Result<i64> {
     whole
         .checked_mul(100)
         .and_then(|f| f.checked_add(cents))
-        .filter(|f| *f <= MAX_FEN * 100)
+        .filter(|f| *f <= MAX_FEN)
         .ok_or_else(bad)
 }
 
@@ -57,6 +57,7 @@ mod tests {
         // 0.29 is 0.28999… as a float; exact parsing keeps it 29 fen.
         assert_eq!(parse_yuan("0.29").ok(), Some(29));
         assert_eq!(parse_yuan("21474836.47").ok(), Some(2_147_483_647));
+        assert!(parse_yuan("21474836.48").is_err());
         for bad in [
             "",
             ".",

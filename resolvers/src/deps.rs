@@ -18,6 +18,8 @@ pub struct Deps {
     pub bus: Bus,
     /// Wakes this process's outbox dispatcher when a transaction that wrote events commits.
     pub waker: Waker,
+    /// Provider endpoints, merchants and order timings.
+    pub payments: Arc<crate::payment::Payments>,
 }
 
 /// Resolves a secret reference stored in the database (`env:NAME`, `file:/path`) to its value.

@@ -33,8 +33,22 @@ pub enum Error {
     WechatAppUnknown,
     #[error("idempotency key was used for a different operation")]
     IdempotencyKeyReused,
+    #[error("reference: a bill with this reference exists")]
+    BillReferenceTaken,
+    #[error("the bill is {status}, not OPEN; it can no longer be changed")]
+    BillNotOpen { status: String },
+    #[error("the bill has an open payment order; close it first")]
+    BillHasOpenPayment,
     #[error("too many requests, retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    #[error("{0} payments are not configured for this company")]
+    PaymentNotConfigured(&'static str),
+    #[error(
+        "paying inside the mini-program needs a WeChat sign-in with this company's mini-program"
+    )]
+    PayerNotWechat,
+    #[error(transparent)]
+    Payment(#[from] minigate_payments::Error),
     #[error(transparent)]
     Push(#[from] minigate_push::Error),
     #[error(transparent)]
@@ -89,7 +103,13 @@ impl Error {
             Error::PhoneAlreadyBound => "PHONE_ALREADY_BOUND",
             Error::WechatAppUnknown => "WECHAT_APP_UNKNOWN",
             Error::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Error::BillReferenceTaken => "BILL_REFERENCE_TAKEN",
+            Error::BillNotOpen { .. } => "BILL_NOT_OPEN",
+            Error::BillHasOpenPayment => "BILL_HAS_OPEN_PAYMENT",
             Error::RateLimited { .. } => "RATE_LIMITED",
+            Error::PaymentNotConfigured(_) => "PAYMENT_NOT_CONFIGURED",
+            Error::PayerNotWechat => "PAYMENT_PAYER_NOT_WECHAT",
+            Error::Payment(e) => e.code(),
             Error::Push(e) => e.code(),
             Error::Store(e) => e.code(),
             Error::LimiterUnavailable => "CACHE_UNAVAILABLE",
@@ -112,14 +132,25 @@ impl Error {
                 "database unavailable, try again shortly".to_owned()
             }
             Error::Push(e) if e.code() == "INTERNAL" => "internal error".to_owned(),
+            Error::Payment(minigate_payments::Error::Store(store::Error::Unavailable(_))) => {
+                "database unavailable, try again shortly".to_owned()
+            }
+            Error::Payment(
+                minigate_payments::Error::Store(_) | minigate_payments::Error::KeyInvalid(_),
+            ) => "internal error".to_owned(),
+            Error::Payment(minigate_payments::Error::Unreachable(_)) => {
+                "the payment provider cannot be reached, try again shortly".to_owned()
+            }
             other => other.to_string(),
         }
     }
 
-    /// The input field an `INVALID_INPUT` or `ALREADY_EXISTS` error is about.
+    /// The input field an `INVALID_INPUT`, `ALREADY_EXISTS` or `BILL_REFERENCE_TAKEN` error is
+    /// about.
     pub fn field(&self) -> Option<&str> {
         match self {
             Error::Invalid { field, .. } | Error::AlreadyExists { field, .. } => Some(field),
+            Error::BillReferenceTaken => Some("reference"),
             _ => None,
         }
     }
@@ -128,13 +159,21 @@ impl Error {
     pub fn is_internal(&self) -> bool {
         matches!(
             self.code(),
-            "INTERNAL" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE"
+            "INTERNAL" | "DATABASE_UNAVAILABLE" | "CACHE_UNAVAILABLE" | "PAYMENT_KEY_INVALID"
         )
     }
 }
 
 /// Every code this crate can produce, with what it means, for the client contract.
 pub const CODES: &[(&str, &str)] = &[
+    (
+        "PAYMENT_NOT_CONFIGURED",
+        "The company has no merchant account with this payment provider.",
+    ),
+    (
+        "PAYMENT_PAYER_NOT_WECHAT",
+        "WECHAT_JSAPI needs the payer signed in with WeChat in the company's mini-program.",
+    ),
     (
         "UNAUTHENTICATED",
         "The operation needs a signed-in user; send a bearer access token.",
@@ -184,6 +223,18 @@ pub const CODES: &[(&str, &str)] = &[
     (
         "IDEMPOTENCY_KEY_REUSED",
         "The idempotencyKey was already used for a different operation.",
+    ),
+    (
+        "BILL_REFERENCE_TAKEN",
+        "Another bill of this company has this reference; extensions.field is reference.",
+    ),
+    (
+        "BILL_NOT_OPEN",
+        "The bill is PAID or CANCELLED and can no longer be changed or cancelled.",
+    ),
+    (
+        "BILL_HAS_OPEN_PAYMENT",
+        "The bill has a payment order waiting to be paid; close that order first.",
     ),
     (
         "RATE_LIMITED",

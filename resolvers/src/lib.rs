@@ -10,10 +10,12 @@
 
 pub mod audit;
 pub mod auth;
+pub mod billing;
 mod deps;
 pub mod error;
 mod idempotency;
 pub mod notice;
+pub mod payment;
 pub mod pii;
 pub mod registry;
 pub mod tenant;
@@ -27,6 +29,11 @@ pub use viewer::{Role, Viewer};
 /// Per-request data the gateway attaches to every GraphQL request (HTTP or WebSocket).
 pub fn request_data(deps: &Deps, viewer: Option<&Viewer>) -> registry::Loaders {
     registry::Loaders::new(deps.db.clone(), viewer.map(|v| v.tenant_id))
+}
+
+/// Codes of payment providers and orders that payment operations surface to clients.
+pub fn payment_codes() -> &'static [(&'static str, &'static str)] {
+    minigate_payments::CODES
 }
 
 /// Codes of the WeChat client that sign-in surfaces to clients.

@@ -4,11 +4,11 @@
 
 pub mod db;
 pub mod import;
-mod input;
+pub mod input;
 mod loader;
 mod mutation;
 mod object;
-mod query;
+pub(crate) mod query;
 
 pub use loader::{LoadError, Loaders};
 pub use mutation::RegistryMutation;

@@ -13,7 +13,9 @@ use async_graphql::{MergedObject, MergedSubscription, SDLExportOptions, Schema};
 use minigate_resolvers::{
     Deps,
     auth::{AuthMutation, AuthQuery},
+    billing::{BillingMutation, BillingQuery},
     notice::{NoticeMutation, NoticeQuery, NoticeSubscription},
+    payment::{PaymentMutation, PaymentQuery, PaymentSubscription},
     registry::{RegistryMutation, RegistryQuery},
     tenant::{TenantMutation, TenantQuery},
 };
@@ -22,7 +24,14 @@ pub use codes::{ErrorCodes, REQUEST_ERROR_CODES, all_codes, assign_codes};
 pub use limits::{AliasLimit, Limits, check_document, uses_introspection};
 
 #[derive(MergedObject, Default)]
-pub struct Query(AuthQuery, TenantQuery, RegistryQuery, NoticeQuery);
+pub struct Query(
+    AuthQuery,
+    TenantQuery,
+    RegistryQuery,
+    NoticeQuery,
+    BillingQuery,
+    PaymentQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
@@ -30,10 +39,12 @@ pub struct Mutation(
     TenantMutation,
     RegistryMutation,
     NoticeMutation,
+    BillingMutation,
+    PaymentMutation,
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(NoticeSubscription);
+pub struct Subscription(NoticeSubscription, PaymentSubscription);
 
 pub type MinigateSchema = Schema<Query, Mutation, Subscription>;
 

@@ -25,7 +25,7 @@ pub use conn::{Backend, Conn, Db, DbOptions, PoolStats, Raw};
 pub use error::{Error, Result, Unique};
 pub use id::Id;
 pub use list::List;
-pub use notify::Listener;
+pub use notify::{JobGuard, Listener};
 
 #[doc(hidden)]
 pub use sqlx;

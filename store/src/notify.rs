@@ -70,3 +70,36 @@ impl Conn {
         }
     }
 }
+
+/// Held while one replica runs a job that talks to the outside between its database writes (an
+/// active query of payment orders): on PostgreSQL an open transaction holding an advisory lock,
+/// released when the guard is dropped or [`JobGuard::release`]d; on SQLite nothing, since one
+/// process owns the file and an open write transaction would block the job's own writes.
+pub struct JobGuard(Option<Conn>);
+
+impl JobGuard {
+    pub async fn release(self) -> Result<()> {
+        match self.0 {
+            Some(tx) => tx.rollback().await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Db {
+    /// Takes the job lock `key` if no other replica holds it.
+    pub async fn try_job(&self, key: i64) -> Result<Option<JobGuard>> {
+        match self {
+            Db::Postgres(_) => {
+                let mut tx = self.begin().await?;
+                if tx.try_job_lock(key).await? {
+                    Ok(Some(JobGuard(Some(tx))))
+                } else {
+                    tx.rollback().await?;
+                    Ok(None)
+                }
+            }
+            Db::Sqlite(_) => Ok(Some(JobGuard(None))),
+        }
+    }
+}

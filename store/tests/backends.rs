@@ -316,6 +316,29 @@ on_both_backends!(
 );
 
 on_both_backends!(
+    a_job_guard_is_held_by_one_replica_and_leaves_writes_free,
+    |db: Db| async move {
+        let guard = db.try_job(7).await.unwrap().expect("free job lock");
+        if db.backend() == Backend::Postgres {
+            assert!(db.try_job(7).await.unwrap().is_none(), "taken twice");
+            assert!(db.try_job(8).await.unwrap().is_some());
+        }
+        // The job's own writes are not blocked by its guard (SQLite has one writer).
+        let mut w = db.begin().await.unwrap();
+        minigate_store::execute!(
+            &mut w,
+            "insert into tenant (id, slug, name) values ($1, $2, 'Job')",
+            Id::new(),
+            &format!("job-{}", Id::new().to_string().get(..8).unwrap_or("x"))
+        )
+        .unwrap();
+        w.commit().await.unwrap();
+        guard.release().await.unwrap();
+        assert!(db.try_job(7).await.unwrap().is_some(), "released");
+    }
+);
+
+on_both_backends!(
     notifications_arrive_only_after_commit,
     |db: Db| async move {
         let Some(mut listener) = db.listen("minigate_test").await.unwrap() else {

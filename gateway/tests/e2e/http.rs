@@ -179,8 +179,11 @@ both!(
     production_mode_hides_graphiql_and_introspection_from_mobile_clients,
     |c: &mut minigate_gateway::config::Config| {
         c.mode = minigate_gateway::config::Mode::Production;
-        // Production refuses a plain-http WeChat base; this test never calls WeChat.
+        // Production refuses plain-http providers; this test never calls them.
         c.wechat.api_base = "https://127.0.0.1:9".into();
+        c.payments.wechat_base = None;
+        c.payments.alipay_gateway = None;
+        c.payments.notify_base = Some("https://pay.example.com".into());
     },
     |app: TestApp| async move {
         let page = app.get("/graphiql").await;

@@ -9,11 +9,16 @@
 mod support;
 
 mod auth;
+mod billing;
 mod binary;
 mod http;
 mod import;
 mod limits;
 mod outage;
+mod pay_callbacks;
+mod paying;
+mod payments;
 mod realtime;
 mod registry;
+mod simulator;
 mod tenancy;

@@ -1,6 +1,6 @@
 use std::{path::PathBuf, sync::Arc};
 
-use minigate_fakes::wechat::FakeWechat;
+use minigate_fakes::{alipay::FakeAlipay, wechat::FakeWechat, wechat_pay::FakeWechatPay};
 use minigate_gateway::{app, config::Config};
 use minigate_resolvers::{
     Role, auth::create_password_user, registry::db as registry_db, tenant::db as tenant_db,
@@ -48,6 +48,10 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub state: Arc<app::State>,
     pub wechat: FakeWechat,
+    /// WeChat Pay API v3, as the app's `payments.wechat_base`.
+    pub wxpay: FakeWechatPay,
+    /// The Alipay gateway, as the app's `payments.alipay_gateway`.
+    pub alipay: FakeAlipay,
     pub test_db: TestDb,
     pub dir: PathBuf,
     pub servers: bool,
@@ -111,9 +115,21 @@ impl TestApp {
         };
         config.wechat.api_base = wechat.base_url.clone();
         config.wechat.timeout_ms = 2_000;
+        let wxpay = FakeWechatPay::start().await;
+        let alipay = FakeAlipay::start().await;
+        config.payments.wechat_base = Some(wxpay.base_url.clone());
+        config.payments.alipay_gateway = Some(format!("{}/gateway.do", alipay.base_url));
+        config.payments.timeout_ms = 3_000;
+        // Tests that want the active query turn it on.
+        config.payments.first_query_seconds = 3_600;
         tweak(&mut config);
-        let state = app::build(config.clone()).await?;
+        // Bound first: the providers must be told where to send notifications.
         let (acceptor, addr) = app::bind(config.listen).await?;
+        config.listen = addr;
+        if config.payments.notify_base.is_none() {
+            config.payments.notify_base = Some(format!("http://{addr}"));
+        }
+        let state = app::build(config.clone()).await?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(app::serve(state.clone(), acceptor, async move {
             let _ = stopped.await;
@@ -123,6 +139,8 @@ impl TestApp {
             http: reqwest::Client::new(),
             state,
             wechat,
+            wxpay,
+            alipay,
             test_db,
             dir,
             servers,

@@ -60,6 +60,11 @@ impl Verifier {
         Ok(serials)
     }
 
+    /// Every key id and certificate serial accepted.
+    pub fn serials(&self) -> impl Iterator<Item = String> + '_ {
+        self.keys.keys().cloned()
+    }
+
     pub fn knows(&self, serial: &str) -> bool {
         self.keys.contains_key(serial)
     }

@@ -319,6 +319,16 @@ pub async fn get_driver(c: &mut Conn, tenant_id: Id, id: Id) -> Result<DriverRow
     .ok_or(Error::NotFound("driver"))
 }
 
+pub async fn drivers_by_ids(c: &mut Conn, tenant_id: Id, ids: Vec<Id>) -> Result<Vec<DriverRow>> {
+    Ok(store::fetch_all!(
+        c,
+        DriverRow,
+        "select * from driver where tenant_id = $1 and id = any($2)",
+        tenant_id,
+        List(ids)
+    )?)
+}
+
 pub async fn find_driver_by_phone(
     c: &mut Conn,
     tenant_id: Id,

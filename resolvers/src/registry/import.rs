@@ -68,12 +68,14 @@ pub struct Progress {
 
 pub const MAX_ROWS: usize = 50_000;
 
-struct Row {
-    line: i32,
+/// One data row of a CSV file, its cells by column name.
+pub(crate) struct Row {
+    pub(crate) line: i32,
     cells: HashMap<&'static str, String>,
 }
 
-fn read_rows(
+/// Reads a CSV file with a header row: `required` columns must be present, `optional` may be.
+pub(crate) fn read_rows(
     input: &[u8],
     required: &[&'static str],
     optional: &[&'static str],
@@ -127,15 +129,15 @@ fn read_rows(
 }
 
 impl Row {
-    fn get(&self, k: &str) -> &str {
+    pub(crate) fn get(&self, k: &str) -> &str {
         self.cells.get(k).map_or("", String::as_str)
     }
-    fn opt(&self, k: &str) -> Option<&str> {
+    pub(crate) fn opt(&self, k: &str) -> Option<&str> {
         Some(self.get(k)).filter(|s| !s.is_empty())
     }
 }
 
-fn reject(line: i32, e: &Error) -> RejectedRow {
+pub(crate) fn reject(line: i32, e: &Error) -> RejectedRow {
     RejectedRow {
         line,
         field: e.field().map(str::to_owned),
@@ -144,7 +146,7 @@ fn reject(line: i32, e: &Error) -> RejectedRow {
     }
 }
 
-enum Outcome {
+pub(crate) enum Outcome {
     Inserted,
     Updated,
     Unchanged,
@@ -227,14 +229,14 @@ pub async fn run(
     Ok(report)
 }
 
-fn branch_of(branches: &HashMap<String, Id>, code: &str) -> Result<Id> {
+pub(crate) fn branch_of(branches: &HashMap<String, Id>, code: &str) -> Result<Id> {
     branches
         .get(code)
         .copied()
         .ok_or_else(|| Error::invalid("branch_code", format!("no branch with code '{code}'")))
 }
 
-fn once_in_file(seen: &mut HashSet<String>, field: &str, value: &str) -> Result<()> {
+pub(crate) fn once_in_file(seen: &mut HashSet<String>, field: &str, value: &str) -> Result<()> {
     if seen.insert(format!("{field}:{value}")) {
         Ok(())
     } else {

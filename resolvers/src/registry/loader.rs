@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use minigate_store::{Db, Id};
 
-use super::db::{self, BranchRow, VehicleRow};
+use super::db::{self, BranchRow, DriverRow, VehicleRow};
 use crate::Error;
 
 /// Batches every "belongs to" edge of one request into one query per kind, and remembers what
@@ -11,6 +11,7 @@ use crate::Error;
 pub struct Loaders {
     pub branches: DataLoader<BranchLoader, HashMapCache>,
     pub vehicles: DataLoader<VehicleLoader, HashMapCache>,
+    pub drivers: DataLoader<DriverLoader, HashMapCache>,
 }
 
 impl Loaders {
@@ -26,7 +27,15 @@ impl Loaders {
                 HashMapCache::default(),
             ),
             vehicles: DataLoader::with_cache(
-                VehicleLoader { db, tenant_id },
+                VehicleLoader {
+                    db: db.clone(),
+                    tenant_id,
+                },
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            drivers: DataLoader::with_cache(
+                DriverLoader { db, tenant_id },
                 tokio::spawn,
                 HashMapCache::default(),
             ),
@@ -40,6 +49,11 @@ pub struct BranchLoader {
 }
 
 pub struct VehicleLoader {
+    db: Db,
+    tenant_id: Option<Id>,
+}
+
+pub struct DriverLoader {
     db: Db,
     tenant_id: Option<Id>,
 }
@@ -88,6 +102,20 @@ impl Loader<Id> for VehicleLoader {
         };
         let mut c = self.db.conn().await.map_err(Error::from)?;
         let rows = db::vehicles_by_ids(&mut c, tenant, keys.to_vec()).await?;
+        Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+    }
+}
+
+impl Loader<Id> for DriverLoader {
+    type Value = DriverRow;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Id]) -> Result<HashMap<Id, DriverRow>, LoadError> {
+        let Some(tenant) = self.tenant_id else {
+            return Ok(HashMap::new());
+        };
+        let mut c = self.db.conn().await.map_err(Error::from)?;
+        let rows = db::drivers_by_ids(&mut c, tenant, keys.to_vec()).await?;
         Ok(rows.into_iter().map(|r| (r.id, r)).collect())
     }
 }

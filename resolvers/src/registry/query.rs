@@ -28,7 +28,7 @@ pub struct DriverPage {
 
 pub const MAX_PAGE: i32 = 100;
 
-fn page_size(first: i32) -> Result<i64> {
+pub(crate) fn page_size(first: i32) -> Result<i64> {
     if (1..=MAX_PAGE).contains(&first) {
         Ok(i64::from(first))
     } else {
@@ -36,7 +36,7 @@ fn page_size(first: i32) -> Result<i64> {
     }
 }
 
-fn decode_cursor(after: Option<&str>) -> Result<Option<String>> {
+pub(crate) fn decode_cursor(after: Option<&str>) -> Result<Option<String>> {
     after
         .map(|a| {
             URL_SAFE_NO_PAD
@@ -48,7 +48,7 @@ fn decode_cursor(after: Option<&str>) -> Result<Option<String>> {
         .transpose()
 }
 
-fn encode_cursor(s: &str) -> String {
+pub(crate) fn encode_cursor(s: &str) -> String {
     URL_SAFE_NO_PAD.encode(s)
 }
 

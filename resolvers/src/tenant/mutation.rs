@@ -103,6 +103,8 @@ impl TenantMutation {
         )
         .await?;
         tx.commit().await?;
+        // The next order or notification reads the new identity.
+        deps(ctx)?.payments.merchants.invalidate();
         Ok(row.into())
     }
 
@@ -129,6 +131,8 @@ impl TenantMutation {
         )
         .await?;
         tx.commit().await?;
+        // The next order or notification reads the new identity.
+        deps(ctx)?.payments.merchants.invalidate();
         Ok(row.into())
     }
 }

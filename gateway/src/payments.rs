@@ -1,0 +1,79 @@
+//! Payments at startup: the provider endpoints (real, configured, or the development
+//! simulator), the merchants cache, and the active-query worker.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use minigate_payments::{alipay::client::AlipayApi, wechat::client::WechatPayApi};
+use minigate_resolvers::{
+    Deps, Secrets,
+    payment::{Merchants, PaymentSettings, Payments, sync},
+};
+use minigate_store::Db;
+
+use crate::config::Config;
+
+/// Where the simulator is mounted, relative to this service.
+pub const SIMULATOR_WECHAT: &str = "/simulator/wechatpay";
+pub const SIMULATOR_ALIPAY: &str = "/simulator/alipay";
+
+/// This service as the providers (and the simulator) reach it.
+pub fn public_base(config: &Config) -> String {
+    config
+        .payments
+        .notify_base
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen))
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+pub fn build(config: &Config, db: &Db, secrets: &Arc<dyn Secrets>) -> anyhow::Result<Payments> {
+    let p = &config.payments;
+    let http = minigate_payments::http::client(Duration::from_millis(p.timeout_ms))?;
+    let simulated = p.simulated(config.production());
+    let base = public_base(config);
+    let wechat_base = p.wechat_base.clone().unwrap_or_else(|| {
+        if simulated {
+            format!("{base}{SIMULATOR_WECHAT}")
+        } else {
+            minigate_payments::wechat::client::DEFAULT_BASE.to_owned()
+        }
+    });
+    let alipay_gateway = p.alipay_gateway.clone().unwrap_or_else(|| {
+        if simulated {
+            format!("{base}{SIMULATOR_ALIPAY}/gateway.do")
+        } else {
+            minigate_payments::alipay::client::DEFAULT_GATEWAY.to_owned()
+        }
+    });
+    let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
+    Ok(Payments {
+        wechat: WechatPayApi::new(http.clone(), &wechat_base),
+        alipay: AlipayApi::new(http, &alipay_gateway),
+        merchants: Merchants::new(db.clone(), Arc::clone(secrets)),
+        settings: PaymentSettings {
+            notify_base: base,
+            qr_lifetime: secs(p.qr_minutes.saturating_mul(60)),
+            first_query_after: secs(p.first_query_seconds),
+            query_every: secs(p.query_every_seconds.max(1)),
+        },
+    })
+}
+
+/// Queries due orders every `every` until `stop` resolves. One replica at a time does a pass.
+pub async fn active_query(deps: Deps, every: Duration, stop: impl Future<Output = ()>) {
+    let mut stop = std::pin::pin!(stop);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => {}
+        }
+        match sync::run_due(&deps, chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(orders = n, "active query pass"),
+            Err(e) => tracing::warn!(code = e.code(), error = %e, "active query pass failed"),
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! The providers' payment notifications. A notification is believed only once its signature
+//! checks out; then, in one transaction, it is stored raw (once per provider notification id),
+//! the order moves forward, the ledger entry and the event are written. Only then is the
+//! provider told `success`; a storage failure answers 5xx so the provider sends it again.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use minigate_payments::{
+    alipay,
+    notification::Notification,
+    orders::{self, Applied, db::NotificationRecord},
+    wechat,
+};
+use minigate_store::Id;
+
+use super::settle::emit;
+use crate::{Deps, Result};
+
+/// What to answer the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+/// What became of a notification, as stored with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The order moved to PAID now.
+    Credited,
+    /// The order was paid before: nothing changed.
+    AlreadyPaid,
+    /// The same notification arrived before.
+    Duplicate,
+    /// Stored and flagged for a person (amount, merchant, unknown order, paid after close).
+    Flagged,
+    /// Not a payment (an Alipay refund report, a trade still waiting or closed).
+    NoPayment,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Credited => "CREDITED",
+            Outcome::AlreadyPaid => "ALREADY_PAID",
+            Outcome::Duplicate => "DUPLICATE",
+            Outcome::Flagged => "FLAGGED",
+            Outcome::NoPayment => "NO_PAYMENT",
+        }
+    }
+}
+
+/// Why a notification was refused before anything was stored.
+fn refused(provider: &str, e: &minigate_payments::Error) -> (u16, &'static str) {
+    tracing::warn!(provider, code = e.code(), error = %e, "payment notification refused");
+    metrics::counter!("minigate_payment_notifications_total", "provider" => provider.to_owned(), "outcome" => e.code())
+        .increment(1);
+    match e {
+        minigate_payments::Error::Malformed(_) => (400, e.code()),
+        _ => (401, e.code()),
+    }
+}
+
+fn wechat_reply(status: u16, code: &str, message: &str) -> Reply {
+    if (200..300).contains(&status) {
+        return Reply {
+            status: 204,
+            content_type: "application/json",
+            body: String::new(),
+        };
+    }
+    Reply {
+        status,
+        content_type: "application/json",
+        body: serde_json::json!({ "code": "FAIL", "message": format!("{code}: {message}") })
+            .to_string(),
+    }
+}
+
+fn alipay_reply(status: u16) -> Reply {
+    Reply {
+        status,
+        content_type: "text/plain; charset=utf-8",
+        body: if (200..300).contains(&status) {
+            "success".into()
+        } else {
+            "fail".into()
+        },
+    }
+}
+
+/// `POST /pay/wechat/notify`. `headers` are the request's, names in lower case.
+pub async fn wechat_notify(d: &Deps, headers: &[(String, String)], body: &[u8]) -> Reply {
+    let serial = wechat::notify::serial(headers).to_owned();
+    let candidates = match d.payments.merchants.wechat_by_serial(&serial).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "merchants could not be loaded for a notification");
+            return wechat_reply(500, e.code(), "try again");
+        }
+    };
+    if candidates.is_empty() {
+        let e = minigate_payments::Error::UnknownSerial(serial);
+        let (status, code) = refused("wechat", &e);
+        return wechat_reply(status, code, "unknown Wechatpay-Serial");
+    }
+    let now = Utc::now().timestamp();
+    let mut failure = None;
+    for m in candidates {
+        match wechat::notify::open(&m, headers, body, Some(now)) {
+            Ok(n) => {
+                return match record(d, m.tenant_id, &m.mch_id, &n, headers, body).await {
+                    Ok(_) => wechat_reply(200, "", ""),
+                    Err(e) => {
+                        tracing::error!(code = e.code(), error = %e, "payment notification not stored; WeChat Pay will retry");
+                        wechat_reply(500, e.code(), "not stored, send again")
+                    }
+                };
+            }
+            Err(e) => failure = Some(e),
+        }
+    }
+    let e = failure.unwrap_or(minigate_payments::Error::SignatureInvalid);
+    let (status, code) = refused("wechat", &e);
+    wechat_reply(status, code, "notification refused")
+}
+
+/// `POST /pay/alipay/notify`: a form; Alipay retries until it reads `success`.
+pub async fn alipay_notify(d: &Deps, headers: &[(String, String)], body: &[u8]) -> Reply {
+    let params = match alipay::notify::parse_form(body) {
+        Ok(p) => p,
+        Err(e) => return alipay_reply(refused("alipay", &e).0),
+    };
+    let app_id = params.get("app_id").cloned().unwrap_or_default();
+    let m = match d.payments.merchants.alipay_by_app(&app_id).await {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            let e = minigate_payments::Error::UnknownSerial(format!("app_id {app_id}"));
+            return alipay_reply(refused("alipay", &e).0);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "merchants could not be loaded for a notification");
+            return alipay_reply(500);
+        }
+    };
+    let n = match alipay::notify::open(&m, &params) {
+        Ok(n) => n,
+        Err(e) => return alipay_reply(refused("alipay", &e).0),
+    };
+    let m = Arc::clone(&m);
+    match record(d, m.tenant_id, &m.app_id, &n, headers, body).await {
+        Ok(_) => alipay_reply(200),
+        Err(e) => {
+            tracing::error!(code = e.code(), error = %e, "payment notification not stored; Alipay will retry");
+            alipay_reply(500)
+        }
+    }
+}
+
+/// Stores a verified notification and applies it, in one transaction.
+pub async fn record(
+    d: &Deps,
+    tenant_id: Id,
+    merchant_id: &str,
+    n: &Notification,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<Outcome> {
+    let provider = n.provider.as_str();
+    let body_text = String::from_utf8_lossy(body);
+    let mut tx = d.db.begin().await?;
+    let record = NotificationRecord {
+        provider,
+        dedup_key: &n.dedup_key,
+        tenant_id: Some(tenant_id),
+        out_trade_no: Some(&n.trade.out_trade_no),
+        event_type: &n.event_type,
+        headers,
+        body: &body_text,
+        outcome: "RECEIVED",
+    };
+    let Some(nid) = orders::db::insert_notification(&mut tx, &record).await? else {
+        tx.rollback().await?;
+        return Ok(count(provider, Outcome::Duplicate));
+    };
+    let flag = |kind: &'static str, detail: String| (kind, detail);
+    let order = orders::db::lock_by_out_trade_no(&mut tx, &n.trade.out_trade_no).await?;
+    let problem = if n.merchant_id != merchant_id {
+        Some(flag(
+            "MERCHANT_MISMATCH",
+            format!(
+                "notification for merchant {} reached {merchant_id}",
+                n.merchant_id
+            ),
+        ))
+    } else {
+        match &order {
+            None => Some(flag(
+                "UNKNOWN_ORDER",
+                format!(
+                    "{provider} notification for unknown order {}",
+                    n.trade.out_trade_no
+                ),
+            )),
+            Some(o)
+                if o.tenant_id != tenant_id
+                    || o.merchant_id != n.merchant_id
+                    || o.app_id != n.app_id =>
+            {
+                Some(flag(
+                    "MERCHANT_MISMATCH",
+                    format!(
+                        "order {} belongs to {} / {}, notification names {} / {}",
+                        o.out_trade_no, o.merchant_id, o.app_id, n.merchant_id, n.app_id
+                    ),
+                ))
+            }
+            Some(_) => None,
+        }
+    };
+    let outcome = match (problem, order) {
+        (Some((kind, detail)), order) => {
+            tracing::error!(provider, kind, %detail, "payment notification flagged");
+            orders::db::insert_flag(
+                &mut tx,
+                Some(tenant_id),
+                order.map(|o| o.id),
+                Some(nid),
+                kind,
+                &detail,
+            )
+            .await?;
+            Outcome::Flagged
+        }
+        (None, Some(_)) if n.refund_report => Outcome::NoPayment,
+        (None, Some(o)) => {
+            match orders::apply_trade(&mut tx, &o, &n.trade, orders::Source::Callback, Some(nid))
+                .await?
+            {
+                Applied::Credited(now) => {
+                    emit(&mut tx, d, &now).await?;
+                    Outcome::Credited
+                }
+                Applied::PaidAfterClose(now) => {
+                    emit(&mut tx, d, &now).await?;
+                    Outcome::Flagged
+                }
+                Applied::AmountMismatch => Outcome::Flagged,
+                Applied::AlreadyPaid => Outcome::AlreadyPaid,
+                Applied::NotPaid => Outcome::NoPayment,
+            }
+        }
+        (None, None) => Outcome::Flagged,
+    };
+    orders::db::set_notification_outcome(&mut tx, nid, outcome.as_str()).await?;
+    tx.commit().await?;
+    Ok(count(provider, outcome))
+}
+
+fn count(provider: &str, o: Outcome) -> Outcome {
+    metrics::counter!("minigate_payment_notifications_total", "provider" => provider.to_owned(), "outcome" => o.as_str())
+        .increment(1);
+    o
+}
