@@ -4,6 +4,8 @@
 //! merchant's key and certificate serial, the 5-minute window, field rules) and signs its
 //! answers and callbacks with the merchant's current WeChat Pay key: a WeChat Pay public key
 //! (`PUB_KEY_ID_…`) or a platform certificate, switchable mid-test as in a migration.
+//! `GET /v3/certificates` lists the platform certificates a test published, encrypted with the
+//! APIv3 key, as a client needs them during a certificate rotation.
 //!
 //! Also the payment simulator: `code_url` points at `GET /pay/{out_trade_no}` on this fake,
 //! which pays the order and delivers the notification with retries.
@@ -14,10 +16,10 @@ mod notify;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use chrono::DateTime;
+use chrono::{DateTime, Duration};
 use poem::{Endpoint, Response};
 
-use crate::keys::{RsaSigner, RsaVerifier};
+use crate::keys::{RsaSigner, RsaVerifier, pem_decode};
 use crate::support::{self, lock};
 
 /// A merchant the fake knows, with the keys on both sides.
@@ -56,6 +58,8 @@ pub enum WechatPayRoute {
     Query,
     /// `POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close`
     Close,
+    /// `GET /v3/certificates`
+    Certificates,
     /// `GET /pay/{out_trade_no}`: the simulator's page behind `code_url`.
     PayPage,
 }
@@ -162,6 +166,8 @@ struct State {
     merchants: HashMap<String, Merchant>,
     /// (mchid, out_trade_no) → order
     orders: HashMap<(String, String), FakeOrder>,
+    /// mchid → the platform certificates `GET /v3/certificates` lists, in publishing order.
+    certificates: HashMap<String, Vec<PlatformCertificate>>,
     fail_next: Option<(u16, String)>,
     tamper_next: bool,
     calls: HashMap<WechatPayRoute, usize>,
@@ -173,6 +179,16 @@ struct Merchant {
     verifier: RsaVerifier,
     apiv3_key: Vec<u8>,
     signer: Signer,
+}
+
+/// A published platform certificate; the times are fixed when it is published.
+struct PlatformCertificate {
+    serial: String,
+    pem: String,
+    /// RFC 3339, +08:00.
+    effective_time: String,
+    /// RFC 3339, +08:00.
+    expire_time: String,
 }
 
 /// WeChat Pay's side of the signature: the key and what `Wechatpay-Serial` says.
@@ -254,6 +270,31 @@ impl FakeWechatPay {
         match self.state().merchants.get_mut(mch_id) {
             Some(m) => m.signer = signer,
             None => panic!("fake WeChat Pay has no merchant {mch_id}"),
+        }
+    }
+
+    /// Adds a platform certificate to the list `GET /v3/certificates` returns to this merchant,
+    /// or replaces the one with the same serial. Its `effective_time` is now and its
+    /// `expire_time` five years on (WeChat Pay's dates need not match the PEM's validity). The
+    /// list is kept apart from the merchant, so it survives [`FakeWechatPay::add_merchant`].
+    /// Panics on text without a `CERTIFICATE` PEM block.
+    pub fn publish_certificate(&self, mch_id: &str, serial: &str, certificate_pem: &str) {
+        assert!(
+            pem_decode(certificate_pem, "CERTIFICATE").is_some(),
+            "not a PEM certificate (BEGIN CERTIFICATE)"
+        );
+        let now = support::now_beijing();
+        let certificate = PlatformCertificate {
+            serial: serial.to_owned(),
+            pem: certificate_pem.to_owned(),
+            effective_time: support::rfc3339(now),
+            expire_time: support::rfc3339(now + Duration::days(5 * 365)),
+        };
+        let mut state = self.state();
+        let list = state.certificates.entry(mch_id.to_owned()).or_default();
+        match list.iter_mut().find(|c| c.serial == serial) {
+            Some(existing) => *existing = certificate,
+            None => list.push(certificate),
         }
     }
 

@@ -320,7 +320,12 @@ impl Wechat {
 
 fn decrypt_resource(notification_body: &str) -> Value {
     let v: Value = serde_json::from_str(notification_body).unwrap();
-    let r = &v["resource"];
+    serde_json::from_slice(&decrypt(&v["resource"])).unwrap()
+}
+
+/// An `AEAD_AES_256_GCM` object (notification resource, encrypted certificate) opened with the
+/// APIv3 key; the tag authenticates it.
+fn decrypt(r: &Value) -> Vec<u8> {
     assert_eq!(r["algorithm"], "AEAD_AES_256_GCM");
     let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, APIV3_KEY.as_bytes()).unwrap());
     let nonce = r["nonce"].as_str().unwrap();
@@ -333,7 +338,7 @@ fn decrypt_resource(notification_body: &str) -> Value {
             &mut data,
         )
         .unwrap();
-    serde_json::from_slice(plain).unwrap()
+    plain.to_vec()
 }
 
 #[tokio::test]
@@ -556,6 +561,111 @@ async fn wechat_pay_signs_with_the_platform_certificate_after_a_switch() {
     );
     assert!(a.verifies_with(&platform.public_pem));
     assert!(!a.verifies_with(&w.wechatpay.public_pem));
+}
+
+#[tokio::test]
+async fn wechat_pay_certificates_lists_the_published_ones_encrypted_and_signed_by_the_new_one() {
+    let w = wechat().await;
+    let empty = w
+        .call("GET", "/v3/certificates", None, Fault::default())
+        .await;
+    assert_eq!(empty.status, 200, "{}", empty.body);
+    assert_eq!(empty.json(), json!({ "data": [] }));
+    assert!(empty.verifies_with(&w.wechatpay.public_pem));
+
+    // A rotation: both certificates are listed, and the answer is already signed by the new
+    // one, which the client can only learn from the list itself.
+    const OLD: &str = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1";
+    const NEW: &str = "50062CE505775F070CAB06E697F1BBD1AD4F4D87";
+    let (old, new) = (RsaPem::generate(), RsaPem::generate());
+    let old_cert = old.certificate(OLD, "Tenpay.com Root CA");
+    let new_cert = new.certificate(NEW, "Tenpay.com Root CA");
+    w.fake.publish_certificate(MCH_ID, OLD, &new_cert);
+    w.fake.publish_certificate(MCH_ID, OLD, &old_cert); // replaces, by serial
+    w.fake.publish_certificate(MCH_ID, NEW, &new_cert);
+    w.fake.set_signer(
+        MCH_ID,
+        WechatPaySigner::PlatformCertificate {
+            serial: NEW.into(),
+            private_pem: new.private_pem.clone(),
+        },
+    );
+
+    let a = w
+        .call("GET", "/v3/certificates", None, Fault::default())
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let data = a.json()["data"].as_array().unwrap().clone();
+    let serials: Vec<&str> = data
+        .iter()
+        .map(|c| c["serial_no"].as_str().unwrap())
+        .collect();
+    assert_eq!(serials, [OLD, NEW]);
+    for (entry, published) in data.iter().zip([&old_cert, &new_cert]) {
+        for time in ["effective_time", "expire_time"] {
+            let t = entry[time].as_str().unwrap();
+            assert!(t.ends_with("+08:00"), "{t}");
+            assert!(chrono::DateTime::parse_from_rfc3339(t).is_ok(), "{t}");
+        }
+        let enc = &entry["encrypt_certificate"];
+        assert_eq!(enc["associated_data"], "certificate");
+        assert_eq!(String::from_utf8(decrypt(enc)).unwrap(), *published);
+    }
+
+    // The client picks the certificate `Wechatpay-Serial` names and verifies with its key.
+    let serial = a.header("Wechatpay-Serial").unwrap();
+    assert_eq!(serial, NEW);
+    let signing = data.iter().find(|c| c["serial_no"] == serial).unwrap();
+    let cert_der = der(
+        &String::from_utf8(decrypt(&signing["encrypt_certificate"])).unwrap(),
+        "CERTIFICATE",
+    );
+    let key_der = der(&new.public_pem, "PUBLIC KEY");
+    assert!(cert_der.windows(key_der.len()).any(|w| w == key_der));
+    assert!(a.verifies_with(&new.public_pem));
+    assert!(!a.verifies_with(&old.public_pem));
+    assert!(!a.verifies_with(&w.wechatpay.public_pem));
+
+    w.fake.tamper_next_answer();
+    let tampered = w
+        .call("GET", "/v3/certificates", None, Fault::default())
+        .await;
+    assert!(!tampered.verifies_with(&new.public_pem));
+    w.fake.fail_next(500, "SYSTEM_ERROR");
+    let failed = w
+        .call("GET", "/v3/certificates", None, Fault::default())
+        .await;
+    assert_eq!(
+        (failed.status, failed.json()["code"].clone()),
+        (500, json!("SYSTEM_ERROR"))
+    );
+    assert!(failed.verifies_with(&new.public_pem));
+
+    // Refused requests are answered unsigned.
+    let bad = Fault {
+        bad_signature: true,
+        ..Fault::default()
+    };
+    let badly_signed = w.call("GET", "/v3/certificates", None, bad).await;
+    let unsigned = w
+        .http
+        .get(format!("{}/v3/certificates", w.fake.base_url))
+        .header("Accept", "application/json")
+        .header("User-Agent", "minigate-test/1.0")
+        .send()
+        .await
+        .unwrap();
+    let unsigned = Answer {
+        status: unsigned.status().as_u16(),
+        headers: unsigned.headers().clone(),
+        body: unsigned.text().await.unwrap(),
+    };
+    for refused in [badly_signed, unsigned] {
+        assert_eq!(refused.status, 401, "{}", refused.body);
+        assert_eq!(refused.json()["code"], "SIGN_ERROR");
+        assert!(refused.header("Wechatpay-Signature").is_none());
+    }
+    assert_eq!(w.fake.calls(WechatPayRoute::Certificates), 6);
 }
 
 #[tokio::test]

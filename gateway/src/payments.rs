@@ -60,14 +60,26 @@ pub fn build(config: &Config, db: &Db, secrets: &Arc<dyn Secrets>) -> anyhow::Re
     })
 }
 
-/// Queries due orders every `every` until `stop` resolves. One replica at a time does a pass.
+/// How often platform certificates are downloaded for merchants verified with them.
+const CERTIFICATES_EVERY: Duration = Duration::from_secs(12 * 3600);
+
+/// Queries due orders every `every` until `stop` resolves (one replica at a time does a pass),
+/// and downloads platform certificates at start and twice a day.
 pub async fn active_query(deps: Deps, every: Duration, stop: impl Future<Output = ()>) {
     let mut stop = std::pin::pin!(stop);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut certificates = tokio::time::interval(CERTIFICATES_EVERY);
     loop {
         tokio::select! {
             _ = &mut stop => return,
+            _ = certificates.tick() => {
+                let p = &deps.payments;
+                if let Err(e) = p.merchants.download_certificates(&p.wechat, false).await {
+                    tracing::warn!(code = e.code(), error = %e, "platform certificate refresh failed");
+                }
+                continue;
+            }
             _ = tick.tick() => {}
         }
         match sync::run_due(&deps, chrono::Utc::now()).await {

@@ -1,4 +1,5 @@
-//! The HTTP side: routing, the checks WeChat Pay makes on every request, and the order routes.
+//! The HTTP side: routing, the checks WeChat Pay makes on every request, the order routes and
+//! the platform certificate list.
 //!
 //! Errors follow WeChat Pay's rules: a 4xx/5xx status with `{"code", "message"}` (and
 //! `detail` for PARAM_ERROR). Only requests whose signature verified get signed answers: the
@@ -51,11 +52,12 @@ impl Endpoint for WechatPayEndpoint {
     }
 }
 
-/// The route, and the `out_trade_no` in its path (empty for the create routes).
+/// The route, and the `out_trade_no` in its path (empty for the routes without one).
 fn parse_route(method: &Method, path: &str) -> Result<(WechatPayRoute, String), StatusCode> {
     let (route, out_trade_no, expected) = match path {
         "/v3/pay/transactions/jsapi" => (WechatPayRoute::Jsapi, String::new(), Method::POST),
         "/v3/pay/transactions/native" => (WechatPayRoute::Native, String::new(), Method::POST),
+        "/v3/certificates" => (WechatPayRoute::Certificates, String::new(), Method::GET),
         _ => {
             if let Some(rest) = path.strip_prefix("/v3/pay/transactions/out-trade-no/") {
                 match rest.strip_suffix("/close") {
@@ -336,6 +338,7 @@ impl Call<'_> {
             WechatPayRoute::Jsapi | WechatPayRoute::Native => self.create(state, mchid),
             WechatPayRoute::Query => self.query(state, mchid),
             WechatPayRoute::Close => self.close(state, mchid),
+            WechatPayRoute::Certificates => certificates(state, mchid),
             WechatPayRoute::PayPage => Err(Refusal::new(404, "NOT_FOUND", "Not Found")),
         }
     }
@@ -446,6 +449,41 @@ impl Call<'_> {
         order.times_closed += 1;
         Ok((StatusCode::NO_CONTENT, None))
     }
+}
+
+/// `GET /v3/certificates`: the merchant's published platform certificates, each PEM encrypted
+/// with the APIv3 key (a fresh nonce each time, `associated_data` fixed to `certificate`). The
+/// merchant is the one Authorization names: the route has no other parameter. (The optional
+/// `algorithm_type` query is ignored: every certificate here is RSA.)
+fn certificates(state: &State, mchid: &str) -> Result<(StatusCode, Option<Value>), Refusal> {
+    let merchant = state
+        .merchants
+        .get(mchid)
+        .ok_or_else(|| Refusal::new(400, "MCH_NOT_EXISTS", "商户号不存在"))?;
+    let associated_data = "certificate";
+    let data: Vec<Value> = state
+        .certificates
+        .get(mchid)
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let nonce = support::random_hex()[..12].to_owned();
+            let ciphertext =
+                notify::encrypt(&merchant.apiv3_key, &nonce, associated_data, c.pem.clone());
+            json!({
+                "serial_no": c.serial,
+                "effective_time": c.effective_time,
+                "expire_time": c.expire_time,
+                "encrypt_certificate": {
+                    "algorithm": "AEAD_AES_256_GCM",
+                    "nonce": nonce,
+                    "associated_data": associated_data,
+                    "ciphertext": ciphertext,
+                },
+            })
+        })
+        .collect();
+    Ok((StatusCode::OK, Some(json!({ "data": data }))))
 }
 
 /// `WECHATPAY2-SHA256-RSA2048 k="v",k="v"` → the parameters, in any order.
@@ -604,6 +642,10 @@ mod tests {
             "/v3/pay/transactions/out-trade-no/AB1234/close",
         );
         assert_eq!(c.ok(), Some((WechatPayRoute::Close, "AB1234".to_owned())));
+        assert_eq!(
+            parse_route(&Method::GET, "/v3/certificates").ok(),
+            Some((WechatPayRoute::Certificates, String::new()))
+        );
         assert_eq!(
             parse_route(&Method::GET, "/v3/pay/transactions/jsapi").err(),
             Some(StatusCode::METHOD_NOT_ALLOWED)

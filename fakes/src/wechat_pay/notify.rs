@@ -1,6 +1,7 @@
 //! What WeChat Pay writes: the transaction JSON (query answers and notification resources),
-//! its signature headers, the encrypted `TRANSACTION.SUCCESS` notification, and the simulator
-//! page that pays an order and delivers that notification.
+//! its signature headers, AEAD_AES_256_GCM encryption (notification resources and the
+//! certificate list), the `TRANSACTION.SUCCESS` notification, and the simulator page that pays
+//! an order and delivers that notification.
 
 use std::sync::Arc;
 
@@ -116,7 +117,7 @@ pub(super) fn notification(state: &State, order: &FakeOrder) -> Option<SignedCal
 }
 
 /// AEAD_AES_256_GCM: base64 of the ciphertext followed by the 16-byte tag.
-fn encrypt(key: &[u8], nonce: &str, associated_data: &str, plaintext: String) -> String {
+pub(super) fn encrypt(key: &[u8], nonce: &str, associated_data: &str, plaintext: String) -> String {
     let key = UnboundKey::new(&AES_256_GCM, key)
         .map(LessSafeKey::new)
         .unwrap_or_else(|e| panic!("the APIv3 key is not an AES-256 key: {e}"));

@@ -10,7 +10,7 @@ use aws_lc_rs::{
 use base64::{Engine, engine::general_purpose::STANDARD};
 use minigate_fakes::{
     keys::RsaPem,
-    wechat_pay::{SignedCallback, WechatPaySigner},
+    wechat_pay::{SignedCallback, WechatPayRoute, WechatPaySigner},
 };
 use serde_json::{Value, json};
 
@@ -251,6 +251,58 @@ both!(
             cb.body.clone(),
         );
         assert_eq!(post_wechat(&app, &forged).await.0, 401);
+    }
+);
+
+both!(
+    a_rotated_platform_certificate_is_downloaded_and_believed,
+    |app: TestApp| async move {
+        let shop = shop(&app, "rotate").await;
+        let (order, _, _) = paid_order(&app, &shop).await;
+        // WeChat Pay rotates its platform certificate and signs with the new one at once.
+        let fresh = RsaPem::generate();
+        let serial = "6B1F0D2C3A4E5F60718293A4B5C6D7E8";
+        app.wxpay.publish_certificate(
+            paying::MCH_ID,
+            serial,
+            &fresh.certificate(serial, "Tenpay.com Root CA"),
+        );
+        app.wxpay.set_signer(
+            paying::MCH_ID,
+            WechatPaySigner::PlatformCertificate {
+                serial: serial.into(),
+                private_pem: fresh.private_pem.clone(),
+            },
+        );
+        let no = {
+            let mut c = app.db().conn().await.unwrap();
+            minigate_store::fetch_scalar!(
+                &mut c,
+                String,
+                "select out_trade_no from payment_order where id = $1",
+                order.parse::<minigate_store::Id>().unwrap()
+            )
+            .unwrap()
+        };
+        let cb = app.wxpay.notification(&no).unwrap();
+        assert_eq!(cb.header("Wechatpay-Serial"), Some(serial));
+        // Unknown serial: the certificates are downloaded (their answer signed by the new one,
+        // believed because the list decrypts with the APIv3 key), then the notification verifies.
+        assert_eq!(post_wechat(&app, &cb).await.0, 204);
+        assert_eq!(credited(&app, &order).await.0, "PAID");
+        assert!(app.wxpay.calls(WechatPayRoute::Certificates) >= 1);
+        // A certificate nobody published stays unknown, and is not fetched for again at once.
+        let before = app.wxpay.calls(WechatPayRoute::Certificates);
+        let stranger = RsaPem::generate();
+        let forged = signed(
+            &stranger,
+            "0123456789ABCDEF0123456789ABCDEF",
+            now(),
+            cb.body.clone(),
+        );
+        assert_eq!(post_wechat(&app, &forged).await.0, 401);
+        assert_eq!(post_wechat(&app, &forged).await.0, 401);
+        assert!(app.wxpay.calls(WechatPayRoute::Certificates) <= before + 1);
     }
 );
 

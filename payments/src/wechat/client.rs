@@ -108,6 +108,19 @@ impl WechatPayApi {
         path_and_query: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<Answer> {
+        let raw = self.send(m, method, path_and_query, body).await?;
+        raw.verify(&m.verifier)?;
+        raw.into_answer()
+    }
+
+    /// Sends a signed request; the answer is not verified yet.
+    async fn send(
+        &self,
+        m: &WechatMerchant,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Raw> {
         let url = format!("{}{path_and_query}", self.base);
         // The signature covers the URL's path and query as the server sees them.
         let signed_path = reqwest::Url::parse(&url)
@@ -139,26 +152,107 @@ impl WechatPayApi {
         let status = res.status().as_u16();
         let h = res.headers().clone();
         let bytes = res.bytes().await.map_err(|e| unreachable(&e))?;
-        let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let signed = Signed {
+        let get = |name: &str| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        Ok(Raw {
+            status,
             timestamp: get("wechatpay-timestamp"),
             nonce: get("wechatpay-nonce"),
             signature: get("wechatpay-signature"),
             serial: get("wechatpay-serial"),
-            body: &bytes,
-        };
-        if let Err(e) = m.verifier.verify(&signed, Utc::now().timestamp()) {
-            tracing::warn!(
-                status,
-                code = e.code(),
-                "WeChat Pay answer failed verification"
-            );
-            return Err(e);
+            body: bytes.to_vec(),
+        })
+    }
+
+    /// Downloads the merchant's platform certificates (`GET /v3/certificates`), for merchants
+    /// verified with certificates: WeChat Pay rotates them and may sign with a new one before the
+    /// merchant knows it. Each certificate arrives encrypted with the APIv3 key (its AES-GCM tag
+    /// proves it came from WeChat Pay); the answer's signature is then checked with the known
+    /// keys plus the downloaded certificates. Returns the certificates as PEM text.
+    pub async fn certificates(&self, m: &WechatMerchant) -> Result<Vec<String>> {
+        let raw = self.send(m, Method::GET, "/v3/certificates", None).await?;
+        if !(200..300).contains(&raw.status) || m.verifier.knows(raw.serial.trim()) {
+            raw.verify(&m.verifier)?;
         }
-        if (200..300).contains(&status) {
+        let a = raw.clone().into_answer()?;
+        #[derive(Deserialize)]
+        struct List {
+            data: Vec<Entry>,
+        }
+        #[derive(Deserialize)]
+        struct Entry {
+            encrypt_certificate: Sealed,
+        }
+        #[derive(Deserialize)]
+        struct Sealed {
+            nonce: String,
+            #[serde(default)]
+            associated_data: String,
+            ciphertext: String,
+        }
+        let list: List = parse(&a.body)?;
+        let mut pems = Vec::with_capacity(list.data.len());
+        let mut with_new = m.verifier.clone();
+        for e in list.data {
+            let c = e.encrypt_certificate;
+            let plain = super::resource::decrypt(
+                m.apiv3_key(),
+                &c.nonce,
+                &c.associated_data,
+                &c.ciphertext,
+            )?;
+            let pem = String::from_utf8(plain)
+                .map_err(|_| Error::Malformed("certificate is not PEM text".into()))?;
+            with_new.add_platform_certificates(&pem)?;
+            pems.push(pem);
+        }
+        // Verified in any case: with the keys we had, or with the certificates just decrypted.
+        raw.verify(&with_new)?;
+        Ok(pems)
+    }
+}
+
+/// An answer as received, before its signature is checked.
+#[derive(Clone)]
+struct Raw {
+    status: u16,
+    timestamp: String,
+    nonce: String,
+    signature: String,
+    serial: String,
+    body: Vec<u8>,
+}
+
+impl Raw {
+    fn verify(&self, verifier: &super::verify::Verifier) -> Result<()> {
+        let signed = Signed {
+            timestamp: &self.timestamp,
+            nonce: &self.nonce,
+            signature: &self.signature,
+            serial: &self.serial,
+            body: &self.body,
+        };
+        verifier
+            .verify(&signed, Utc::now().timestamp())
+            .inspect_err(|e| {
+                tracing::warn!(
+                    status = self.status,
+                    code = e.code(),
+                    "WeChat Pay answer failed verification"
+                );
+            })
+    }
+
+    /// The answer of a verified success, or the provider's refusal.
+    fn into_answer(self) -> Result<Answer> {
+        if (200..300).contains(&self.status) {
             return Ok(Answer {
-                status,
-                body: bytes.to_vec(),
+                status: self.status,
+                body: self.body,
             });
         }
         #[derive(Deserialize)]
@@ -167,9 +261,9 @@ impl WechatPayApi {
             #[serde(default)]
             message: String,
         }
-        let r: Refusal = parse(&bytes)?;
+        let r: Refusal = parse(&self.body)?;
         Err(Error::Refused {
-            status,
+            status: self.status,
             code: r.code,
             message: r.message,
         })

@@ -94,13 +94,26 @@ fn alipay_reply(status: u16) -> Reply {
 /// `POST /pay/wechat/notify`. `headers` are the request's, names in lower case.
 pub async fn wechat_notify(d: &Deps, headers: &[(String, String)], body: &[u8]) -> Reply {
     let serial = wechat::notify::serial(headers).to_owned();
-    let candidates = match d.payments.merchants.wechat_by_serial(&serial).await {
+    let mut candidates = match d.payments.merchants.wechat_by_serial(&serial).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "merchants could not be loaded for a notification");
             return wechat_reply(500, e.code(), "try again");
         }
     };
+    if candidates.is_empty() {
+        // Perhaps a platform certificate WeChat Pay rotated in: fetch them (rate-limited).
+        let p = &d.payments;
+        if let Ok(n) = p.merchants.download_certificates(&p.wechat, true).await
+            && n > 0
+        {
+            candidates = p
+                .merchants
+                .wechat_by_serial(&serial)
+                .await
+                .unwrap_or_default();
+        }
+    }
     if candidates.is_empty() {
         let e = minigate_payments::Error::UnknownSerial(serial);
         let (status, code) = refused("wechat", &e);

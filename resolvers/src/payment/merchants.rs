@@ -19,6 +19,8 @@ use crate::{
 
 const FRESH_FOR: Duration = Duration::from_secs(60);
 const MISS_RELOAD_EVERY: Duration = Duration::from_secs(5);
+/// Platform certificates are downloaded again at most this often when an unknown serial shows up.
+const DOWNLOAD_AT_MOST_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
 struct Snapshot {
@@ -37,6 +39,10 @@ pub struct Merchants {
     secrets: Arc<dyn Secrets>,
     current: RwLock<Arc<Snapshot>>,
     reloading: tokio::sync::Mutex<()>,
+    /// Platform certificates downloaded from WeChat Pay, per tenant (PEM text), added to the
+    /// configured ones.
+    downloaded: RwLock<HashMap<Id, String>>,
+    last_download: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl Merchants {
@@ -46,6 +52,8 @@ impl Merchants {
             secrets,
             current: RwLock::new(Arc::new(Snapshot::default())),
             reloading: tokio::sync::Mutex::new(()),
+            downloaded: RwLock::new(HashMap::new()),
+            last_download: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -132,6 +140,52 @@ impl Merchants {
         Ok(self.snapshot(false).await?.problems.clone())
     }
 
+    /// Downloads the platform certificates of every merchant verified with certificates and
+    /// reloads; returns how many certificates were fetched. With `on_miss` (an unknown serial in
+    /// a notification) at most once a minute; the periodic refresh always runs.
+    pub async fn download_certificates(
+        &self,
+        api: &minigate_payments::wechat::client::WechatPayApi,
+        on_miss: bool,
+    ) -> Result<usize> {
+        if on_miss {
+            let mut last = self.last_download.lock().await;
+            if last.is_some_and(|t| t.elapsed() < DOWNLOAD_AT_MOST_EVERY) {
+                return Ok(0);
+            }
+            *last = Some(Instant::now());
+        }
+        let mut c = self.db.conn().await?;
+        let tenants: Vec<(Id,)> = minigate_store::fetch_all!(
+            &mut c,
+            (Id,),
+            "select tenant_id from tenant_wechat_pay where platform_certs_ref is not null"
+        )?;
+        drop(c);
+        let mut fetched = 0;
+        for (tenant,) in tenants {
+            let m = match self.wechat(tenant).await {
+                Ok(m) => m,
+                Err(_) => continue,
+            };
+            match api.certificates(&m).await {
+                Ok(pems) => {
+                    fetched += pems.len();
+                    let all = pems.join("\n");
+                    match self.downloaded.write() {
+                        Ok(mut d) => d.insert(tenant, all),
+                        Err(p) => p.into_inner().insert(tenant, all),
+                    };
+                }
+                Err(e) => {
+                    tracing::warn!(%tenant, code = e.code(), error = %e, "platform certificates not downloaded");
+                }
+            }
+        }
+        self.invalidate();
+        Ok(fetched)
+    }
+
     async fn load(&self) -> Result<Snapshot> {
         let mut c = self.db.conn().await?;
         let wechat_rows: Vec<WechatPayRow> =
@@ -198,11 +252,21 @@ impl Merchants {
             (Some(id), Some(reference)) => Some((id.clone(), self.secret(reference)?)),
             _ => None,
         };
-        let certs = r
+        let mut certs = r
             .platform_certs_ref
             .as_deref()
             .map(|reference| self.secret(reference))
             .transpose()?;
+        if let Some(configured) = certs.as_mut() {
+            let downloaded = match self.downloaded.read() {
+                Ok(d) => d.get(&r.tenant_id).cloned(),
+                Err(p) => p.into_inner().get(&r.tenant_id).cloned(),
+            };
+            if let Some(more) = downloaded {
+                configured.push('\n');
+                configured.push_str(&more);
+            }
+        }
         WechatMerchant::new(
             r.tenant_id,
             &r.mch_id,
