@@ -8,7 +8,7 @@ pub mod db;
 
 use serde::{Deserialize, Serialize};
 
-pub use apply::{Applied, apply_trade};
+pub use apply::{Applied, Decision, apply_decision, apply_trade, decide};
 pub use db::OrderRow;
 
 use crate::notification::Provider;

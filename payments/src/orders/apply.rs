@@ -1,6 +1,7 @@
-//! Applying what a provider says to a locked order: the one place an order is credited.
+//! Applying what a provider says to a locked order: the one place an order is credited. First
+//! [`decide`] (pure: what the account means for this order), then [`apply_trade`] writes it.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use minigate_store::{Conn, Id};
 
 use super::{CLOSED, CREATED, OrderRow, Source, db};
@@ -8,6 +9,74 @@ use crate::{
     Result,
     trade::{Trade, TradeState},
 };
+
+/// What a provider's account of an order calls for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Not paid at the provider: nothing to credit.
+    NotPaid,
+    /// Paid with another amount than the order's: flag, never credit.
+    AmountMismatch { detail: String },
+    /// Paid while we wait for it: credit.
+    Credit(Payment),
+    /// Paid to an order we closed: record the money, flag it for a refund decision.
+    PaidAfterClose(Payment),
+    /// Seen before: nothing changes.
+    AlreadyPaid,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payment {
+    pub fen: i64,
+    pub at: DateTime<Utc>,
+    pub provider_trade_no: String,
+}
+
+impl Decision {
+    /// The outcome stored with the notification that brought it.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Decision::Credit(_) => "CREDITED",
+            Decision::PaidAfterClose(_) | Decision::AmountMismatch { .. } => "FLAGGED",
+            Decision::AlreadyPaid => "ALREADY_PAID",
+            Decision::NotPaid => "NO_PAYMENT",
+        }
+    }
+}
+
+/// What `trade` means for `order` as it is now.
+pub fn decide(order: &OrderRow, trade: &Trade, source: Source) -> Decision {
+    if trade.state != TradeState::Paid {
+        return Decision::NotPaid;
+    }
+    if trade.amount_fen != Some(order.amount_fen) {
+        return Decision::AmountMismatch {
+            detail: format!(
+                "{} reports {} fen for order {} of {} fen ({})",
+                order.provider,
+                trade
+                    .amount_fen
+                    .map_or_else(|| "no amount".to_owned(), |a| a.to_string()),
+                order.out_trade_no,
+                order.amount_fen,
+                source.as_str()
+            ),
+        };
+    }
+    let payment = Payment {
+        fen: order.amount_fen,
+        at: trade.paid_at.unwrap_or_else(Utc::now),
+        provider_trade_no: trade
+            .provider_trade_no
+            .clone()
+            .unwrap_or_else(|| order.out_trade_no.clone()),
+    };
+    match order.status.as_str() {
+        CREATED => Decision::Credit(payment),
+        CLOSED if order.paid_fen.is_none() => Decision::PaidAfterClose(payment),
+        _ => Decision::AlreadyPaid,
+    }
+}
 
 /// What applying a provider's account did.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,55 +103,66 @@ pub async fn apply_trade(
     source: Source,
     notification: Option<Id>,
 ) -> Result<Applied> {
-    if trade.state != TradeState::Paid {
-        return Ok(Applied::NotPaid);
-    }
-    if trade.amount_fen != Some(order.amount_fen) {
-        let detail = format!(
-            "{} reports {} fen for order {} of {} fen ({})",
-            order.provider,
-            trade
-                .amount_fen
-                .map_or_else(|| "no amount".to_owned(), |a| a.to_string()),
-            order.out_trade_no,
-            order.amount_fen,
-            source.as_str()
-        );
-        tracing::error!(order = %order.id, %detail, "payment amount mismatch");
-        db::insert_flag(
-            tx,
-            Some(order.tenant_id),
-            Some(order.id),
-            notification,
-            "AMOUNT_MISMATCH",
-            &detail,
-        )
-        .await?;
-        return Ok(Applied::AmountMismatch);
-    }
-    let paid_fen = order.amount_fen;
-    let paid_at = trade.paid_at.unwrap_or_else(Utc::now);
-    let trade_no = trade
-        .provider_trade_no
-        .clone()
-        .unwrap_or_else(|| order.out_trade_no.clone());
-    match order.status.as_str() {
-        CREATED => {
-            if !db::mark_paid(tx, order.id, paid_fen, paid_at, &trade_no).await? {
-                return Ok(Applied::AlreadyPaid);
-            }
-            db::insert_ledger(tx, order, "PAYMENT", paid_fen, &trade_no, source.as_str()).await?;
-            db::mark_bill_paid(tx, order.bill_id, paid_at).await?;
-            Ok(Applied::Credited(db::get_order(tx, order.id).await?))
+    let decision = decide(order, trade, source);
+    apply_decision(tx, order, decision, source, notification).await
+}
+
+/// Writes what [`decide`] found, for an order locked since.
+pub async fn apply_decision(
+    tx: &mut Conn,
+    order: &OrderRow,
+    decision: Decision,
+    source: Source,
+    notification: Option<Id>,
+) -> Result<Applied> {
+    match decision {
+        Decision::NotPaid => Ok(Applied::NotPaid),
+        Decision::AlreadyPaid => Ok(Applied::AlreadyPaid),
+        Decision::AmountMismatch { detail } => {
+            tracing::error!(order = %order.id, %detail, "payment amount mismatch");
+            db::insert_flag(
+                tx,
+                Some(order.tenant_id),
+                Some(order.id),
+                notification,
+                "AMOUNT_MISMATCH",
+                &detail,
+            )
+            .await?;
+            Ok(Applied::AmountMismatch)
         }
-        CLOSED => {
-            if !db::record_paid_after_close(tx, order.id, paid_fen, paid_at, &trade_no).await? {
+        Decision::Credit(p) => {
+            let Some(paid) = db::mark_paid(tx, order.id, &p).await? else {
                 return Ok(Applied::AlreadyPaid);
-            }
-            db::insert_ledger(tx, order, "PAYMENT", paid_fen, &trade_no, source.as_str()).await?;
+            };
+            db::insert_ledger(
+                tx,
+                order,
+                "PAYMENT",
+                p.fen,
+                &p.provider_trade_no,
+                source.as_str(),
+            )
+            .await?;
+            db::mark_bill_paid(tx, order.bill_id, p.at).await?;
+            Ok(Applied::Credited(paid))
+        }
+        Decision::PaidAfterClose(p) => {
+            let Some(recorded) = db::record_paid_after_close(tx, order.id, &p).await? else {
+                return Ok(Applied::AlreadyPaid);
+            };
+            db::insert_ledger(
+                tx,
+                order,
+                "PAYMENT",
+                p.fen,
+                &p.provider_trade_no,
+                source.as_str(),
+            )
+            .await?;
             let detail = format!(
                 "{} fen paid to closed order {} ({}): decide on a refund",
-                paid_fen,
+                p.fen,
                 order.out_trade_no,
                 source.as_str()
             );
@@ -96,8 +176,98 @@ pub async fn apply_trade(
                 &detail,
             )
             .await?;
-            Ok(Applied::PaidAfterClose(db::get_order(tx, order.id).await?))
+            Ok(Applied::PaidAfterClose(recorded))
         }
-        _ => Ok(Applied::AlreadyPaid),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+
+    fn order(status: &str, paid: Option<i64>) -> OrderRow {
+        let now = Utc::now();
+        OrderRow {
+            id: Id::new(),
+            tenant_id: Id::new(),
+            bill_id: Id::new(),
+            provider: "wechat".into(),
+            channel: "WECHAT_NATIVE".into(),
+            out_trade_no: "0123456789abcdef0123456789abcdef".into(),
+            merchant_id: "1900009191".into(),
+            app_id: "wx0".into(),
+            amount_fen: 1_000,
+            description: "Rent".into(),
+            status: status.into(),
+            payer_openid: None,
+            code_url: None,
+            prepay_id: None,
+            provider_trade_no: None,
+            paid_fen: paid,
+            paid_at: None,
+            expires_at: now + Duration::minutes(30),
+            next_query_at: now,
+            query_count: 0,
+            closed_at: None,
+            created_by: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn trade(state: TradeState, fen: Option<i64>) -> Trade {
+        Trade {
+            out_trade_no: "0123456789abcdef0123456789abcdef".into(),
+            state,
+            provider_state: "SUCCESS".into(),
+            provider_trade_no: Some("4200001".into()),
+            amount_fen: fen,
+            paid_at: None,
+            payer: None,
+        }
+    }
+
+    #[test]
+    fn an_order_moves_forward_only_and_never_on_another_amount() {
+        let paid = trade(TradeState::Paid, Some(1_000));
+        let q = Source::Query;
+        assert!(
+            matches!(decide(&order(CREATED, None), &paid, q), Decision::Credit(p) if p.fen == 1_000)
+        );
+        assert_eq!(
+            decide(&order("PAID", Some(1_000)), &paid, q),
+            Decision::AlreadyPaid
+        );
+        assert_eq!(
+            decide(&order("REFUNDED", Some(1_000)), &paid, q),
+            Decision::AlreadyPaid
+        );
+        assert!(matches!(
+            decide(&order(CLOSED, None), &paid, q),
+            Decision::PaidAfterClose(_)
+        ));
+        // Money already recorded on the closed order is not recorded twice.
+        assert_eq!(
+            decide(&order(CLOSED, Some(1_000)), &paid, q),
+            Decision::AlreadyPaid
+        );
+        for bad in [Some(999), Some(1_001), None] {
+            assert!(matches!(
+                decide(&order(CREATED, None), &trade(TradeState::Paid, bad), q),
+                Decision::AmountMismatch { .. }
+            ));
+        }
+        for waiting in [
+            TradeState::NotPaid,
+            TradeState::Closed,
+            TradeState::NotFound,
+        ] {
+            assert_eq!(
+                decide(&order(CREATED, None), &trade(waiting, Some(1_000)), q),
+                Decision::NotPaid
+            );
+        }
     }
 }

@@ -35,13 +35,17 @@ pub struct OrderRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The columns of [`OrderRow`], for `select` and `returning`.
+macro_rules! returning {
+    () => {
+        "id, tenant_id, bill_id, provider, channel, out_trade_no, merchant_id, app_id, amount_fen, description, status, payer_openid, code_url, prepay_id, provider_trade_no, paid_fen, paid_at, expires_at, next_query_at, query_count, closed_at, created_by, created_at, updated_at"
+    };
+}
+
 /// Builds `select <columns> from payment_order <rest>` once per call site.
 macro_rules! select_order {
     ($rest:literal) => {
-        concat!(
-            "select id, tenant_id, bill_id, provider, channel, out_trade_no, merchant_id, app_id, amount_fen, description, status, payer_openid, code_url, prepay_id, provider_trade_no, paid_fen, paid_at, expires_at, next_query_at, query_count, closed_at, created_by, created_at, updated_at from payment_order ",
-            $rest
-        )
+        concat!("select ", returning!(), " from payment_order ", $rest)
     };
 }
 
@@ -336,45 +340,47 @@ pub(super) async fn insert_ledger(
     Ok(n == 1)
 }
 
-/// Marks a `CREATED` order paid; `false` when it was not `CREATED`.
+/// Marks a `CREATED` order paid; `None` when it was not `CREATED`.
 pub(super) async fn mark_paid(
     c: &mut Conn,
     id: Id,
-    paid_fen: i64,
-    paid_at: DateTime<Utc>,
-    provider_trade_no: &str,
-) -> Result<bool> {
-    let n = store::execute!(
+    p: &super::apply::Payment,
+) -> Result<Option<OrderRow>> {
+    Ok(store::fetch_optional!(
         c,
-        "update payment_order set status = 'PAID', paid_fen = $2, paid_at = $3, provider_trade_no = $4, updated_at = now()
-         where id = $1 and status = 'CREATED'",
+        OrderRow,
+        concat!(
+            "update payment_order set status = 'PAID', paid_fen = $2, paid_at = $3, provider_trade_no = $4, updated_at = now()
+             where id = $1 and status = 'CREATED' returning ",
+            returning!()
+        ),
         id,
-        paid_fen,
-        paid_at,
-        provider_trade_no
-    )?;
-    Ok(n == 1)
+        p.fen,
+        p.at,
+        &p.provider_trade_no
+    )?)
 }
 
-/// Records money that reached a closed order (the order stays `CLOSED`); `false` if recorded
+/// Records money that reached a closed order (the order stays `CLOSED`); `None` if recorded
 /// before.
 pub(super) async fn record_paid_after_close(
     c: &mut Conn,
     id: Id,
-    paid_fen: i64,
-    paid_at: DateTime<Utc>,
-    provider_trade_no: &str,
-) -> Result<bool> {
-    let n = store::execute!(
+    p: &super::apply::Payment,
+) -> Result<Option<OrderRow>> {
+    Ok(store::fetch_optional!(
         c,
-        "update payment_order set paid_fen = $2, paid_at = $3, provider_trade_no = $4, updated_at = now()
-         where id = $1 and status = 'CLOSED' and paid_fen is null",
+        OrderRow,
+        concat!(
+            "update payment_order set paid_fen = $2, paid_at = $3, provider_trade_no = $4, updated_at = now()
+             where id = $1 and status = 'CLOSED' and paid_fen is null returning ",
+            returning!()
+        ),
         id,
-        paid_fen,
-        paid_at,
-        provider_trade_no
-    )?;
-    Ok(n == 1)
+        p.fen,
+        p.at,
+        &p.provider_trade_no
+    )?)
 }
 
 /// Marks the bill paid if it is still open.

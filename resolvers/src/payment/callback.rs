@@ -172,7 +172,77 @@ pub async fn alipay_notify(d: &Deps, headers: &[(String, String)], body: &[u8]) 
     }
 }
 
-/// Stores a verified notification and applies it, in one transaction.
+/// What a verified notification calls for, decided with its order locked.
+enum Plan {
+    Flag {
+        kind: &'static str,
+        detail: String,
+    },
+    /// A refund Alipay reports on the trade's notify: stored, never a payment.
+    Refund,
+    Apply(orders::Decision),
+}
+
+impl Plan {
+    fn outcome(&self) -> Outcome {
+        match self {
+            Plan::Flag { .. } => Outcome::Flagged,
+            Plan::Refund => Outcome::NoPayment,
+            Plan::Apply(d) => match d {
+                orders::Decision::Credit(_) => Outcome::Credited,
+                orders::Decision::PaidAfterClose(_) | orders::Decision::AmountMismatch { .. } => {
+                    Outcome::Flagged
+                }
+                orders::Decision::AlreadyPaid => Outcome::AlreadyPaid,
+                orders::Decision::NotPaid => Outcome::NoPayment,
+            },
+        }
+    }
+}
+
+fn plan(
+    provider: &str,
+    merchant_id: &str,
+    tenant_id: Id,
+    n: &Notification,
+    order: Option<&orders::OrderRow>,
+) -> Plan {
+    if n.merchant_id != merchant_id {
+        return Plan::Flag {
+            kind: "MERCHANT_MISMATCH",
+            detail: format!(
+                "notification for merchant {} reached {merchant_id}",
+                n.merchant_id
+            ),
+        };
+    }
+    let Some(o) = order else {
+        return Plan::Flag {
+            kind: "UNKNOWN_ORDER",
+            detail: format!(
+                "{provider} notification for unknown order {}",
+                n.trade.out_trade_no
+            ),
+        };
+    };
+    if o.tenant_id != tenant_id || o.merchant_id != n.merchant_id || o.app_id != n.app_id {
+        return Plan::Flag {
+            kind: "MERCHANT_MISMATCH",
+            detail: format!(
+                "order {} belongs to {} / {}, notification names {} / {}",
+                o.out_trade_no, o.merchant_id, o.app_id, n.merchant_id, n.app_id
+            ),
+        };
+    }
+    if n.refund_report {
+        return Plan::Refund;
+    }
+    Plan::Apply(orders::decide(o, &n.trade, orders::Source::Callback))
+}
+
+/// Stores a verified notification and applies it, in one transaction: the order is locked and
+/// what the notification calls for decided first, then the notification is stored with that
+/// outcome (once: a duplicate stops here and changes nothing), then the change is written.
 pub async fn record(
     d: &Deps,
     tenant_id: Id,
@@ -184,6 +254,9 @@ pub async fn record(
     let provider = n.provider.as_str();
     let body_text = String::from_utf8_lossy(body);
     let mut tx = d.db.begin().await?;
+    let order = orders::db::lock_by_out_trade_no(&mut tx, &n.trade.out_trade_no).await?;
+    let plan = plan(provider, merchant_id, tenant_id, n, order.as_ref());
+    let outcome = plan.outcome();
     let record = NotificationRecord {
         provider,
         dedup_key: &n.dedup_key,
@@ -192,49 +265,14 @@ pub async fn record(
         event_type: &n.event_type,
         headers,
         body: &body_text,
-        outcome: "RECEIVED",
+        outcome: outcome.as_str(),
     };
     let Some(nid) = orders::db::insert_notification(&mut tx, &record).await? else {
         tx.rollback().await?;
         return Ok(count(provider, Outcome::Duplicate));
     };
-    let flag = |kind: &'static str, detail: String| (kind, detail);
-    let order = orders::db::lock_by_out_trade_no(&mut tx, &n.trade.out_trade_no).await?;
-    let problem = if n.merchant_id != merchant_id {
-        Some(flag(
-            "MERCHANT_MISMATCH",
-            format!(
-                "notification for merchant {} reached {merchant_id}",
-                n.merchant_id
-            ),
-        ))
-    } else {
-        match &order {
-            None => Some(flag(
-                "UNKNOWN_ORDER",
-                format!(
-                    "{provider} notification for unknown order {}",
-                    n.trade.out_trade_no
-                ),
-            )),
-            Some(o)
-                if o.tenant_id != tenant_id
-                    || o.merchant_id != n.merchant_id
-                    || o.app_id != n.app_id =>
-            {
-                Some(flag(
-                    "MERCHANT_MISMATCH",
-                    format!(
-                        "order {} belongs to {} / {}, notification names {} / {}",
-                        o.out_trade_no, o.merchant_id, o.app_id, n.merchant_id, n.app_id
-                    ),
-                ))
-            }
-            Some(_) => None,
-        }
-    };
-    let outcome = match (problem, order) {
-        (Some((kind, detail)), order) => {
+    match (plan, order) {
+        (Plan::Flag { kind, detail }, order) => {
             tracing::error!(provider, kind, %detail, "payment notification flagged");
             orders::db::insert_flag(
                 &mut tx,
@@ -245,29 +283,17 @@ pub async fn record(
                 &detail,
             )
             .await?;
-            Outcome::Flagged
         }
-        (None, Some(_)) if n.refund_report => Outcome::NoPayment,
-        (None, Some(o)) => {
-            match orders::apply_trade(&mut tx, &o, &n.trade, orders::Source::Callback, Some(nid))
-                .await?
-            {
-                Applied::Credited(now) => {
-                    emit(&mut tx, d, &now).await?;
-                    Outcome::Credited
-                }
-                Applied::PaidAfterClose(now) => {
-                    emit(&mut tx, d, &now).await?;
-                    Outcome::Flagged
-                }
-                Applied::AmountMismatch => Outcome::Flagged,
-                Applied::AlreadyPaid => Outcome::AlreadyPaid,
-                Applied::NotPaid => Outcome::NoPayment,
+        (Plan::Apply(decision), Some(o)) => {
+            let applied =
+                orders::apply_decision(&mut tx, &o, decision, orders::Source::Callback, Some(nid))
+                    .await?;
+            if let Applied::Credited(now) | Applied::PaidAfterClose(now) = &applied {
+                emit(&mut tx, d, now).await?;
             }
         }
-        (None, None) => Outcome::Flagged,
-    };
-    orders::db::set_notification_outcome(&mut tx, nid, outcome.as_str()).await?;
+        (Plan::Refund | Plan::Apply(_), _) => {}
+    }
     tx.commit().await?;
     Ok(count(provider, outcome))
 }
