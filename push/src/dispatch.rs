@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use minigate_store::{self as store, Db, Id, List};
+use minigate_store::{self as store, Db, List};
 
 use crate::{
     Result,
@@ -66,24 +66,17 @@ impl Dispatcher {
             tx.rollback().await?;
             return Ok(Outcome::Busy);
         }
-        let waiting: Vec<(Id,)> = store::fetch_all!(
+        // One statement numbers the whole batch, in commit-visibility order after the newest id.
+        let newest = events::newest_seq(&mut tx).await?;
+        store::execute!(
             &mut tx,
-            (Id,),
-            "select id from outbox_event where seq is null order by created_at, id limit $1",
+            "update outbox_event set seq = n.seq
+             from (select id, $1 + row_number() over (order by created_at, id) as seq
+                   from outbox_event where seq is null order by created_at, id limit $2) as n
+             where outbox_event.id = n.id",
+            newest,
             BATCH
         )?;
-        if !waiting.is_empty() {
-            let mut next = events::newest_seq(&mut tx).await?;
-            for (id,) in waiting {
-                next += 1;
-                store::execute!(
-                    &mut tx,
-                    "update outbox_event set seq = $1 where id = $2",
-                    next,
-                    id
-                )?;
-            }
-        }
         tx.commit().await?;
 
         let mut tx = self.db.begin().await?;
