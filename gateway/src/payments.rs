@@ -46,7 +46,14 @@ pub fn build(config: &Config, db: &Db, secrets: &Arc<dyn Secrets>) -> anyhow::Re
             minigate_payments::alipay::client::DEFAULT_GATEWAY.to_owned()
         }
     });
-    let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
+    // Absurd settings are held to ten years rather than overflow the dates they are added to.
+    let secs = |s: u64| {
+        let most = chrono::Duration::days(3650);
+        i64::try_from(s)
+            .ok()
+            .and_then(chrono::Duration::try_seconds)
+            .map_or(most, |d| d.min(most))
+    };
     Ok(Payments {
         wechat: WechatPayApi::new(http.clone(), &wechat_base),
         alipay: AlipayApi::new(http, &alipay_gateway),
@@ -87,5 +94,43 @@ pub async fn active_query(deps: Deps, every: Duration, stop: impl Future<Output 
             Ok(n) => tracing::debug!(orders = n, "active query pass"),
             Err(e) => tracing::warn!(code = e.code(), error = %e, "active query pass failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoSecrets;
+    impl Secrets for NoSecrets {
+        fn resolve(
+            &self,
+            reference: &str,
+        ) -> Result<secrecy::SecretString, minigate_resolvers::SecretError> {
+            Err(minigate_resolvers::SecretError {
+                reference: reference.into(),
+                reason: "none in this test".into(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn absurd_timings_are_held_to_ten_years_instead_of_overflowing() {
+        let mut c = Config::default();
+        c.payments.qr_minutes = u64::MAX;
+        c.payments.first_query_seconds = u64::MAX;
+        c.payments.query_every_seconds = 1 << 62;
+        let db = Db::connect_lazy("sqlite::memory:", &Default::default()).unwrap();
+        let secrets: Arc<dyn Secrets> = Arc::new(NoSecrets);
+        let p = build(&c, &db, &secrets).unwrap();
+        let ten_years = chrono::Duration::days(3650);
+        assert_eq!(p.settings.qr_lifetime, ten_years);
+        assert_eq!(p.settings.first_query_after, ten_years);
+        assert_eq!(p.settings.query_every, ten_years);
+        assert!(
+            chrono::Utc::now()
+                .checked_add_signed(p.settings.qr_lifetime)
+                .is_some()
+        );
     }
 }

@@ -32,18 +32,6 @@ pub struct Payment {
     pub provider_trade_no: String,
 }
 
-impl Decision {
-    /// The outcome stored with the notification that brought it.
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            Decision::Credit(_) => "CREDITED",
-            Decision::PaidAfterClose(_) | Decision::AmountMismatch { .. } => "FLAGGED",
-            Decision::AlreadyPaid => "ALREADY_PAID",
-            Decision::NotPaid => "NO_PAYMENT",
-        }
-    }
-}
-
 /// What `trade` means for `order` as it is now.
 pub fn decide(order: &OrderRow, trade: &Trade, source: Source) -> Decision {
     if trade.state != TradeState::Paid {

@@ -140,10 +140,7 @@ impl Bill {
     }
     /// The bill's payment orders, newest first: at most one waits to be paid (CREATED).
     async fn payments(&self, ctx: &Context<'_>) -> Result<Vec<crate::payment::Payment>> {
-        let d = ctx
-            .data::<crate::Deps>()
-            .map_err(|_| Error::Internal("Deps missing from schema data".into()))?;
-        let mut c = d.db.conn().await?;
+        let mut c = crate::viewer::deps(ctx)?.db.conn().await?;
         let orders = minigate_payments::orders::db::list_for_bill(&mut c, self.row.id).await?;
         Ok(orders.into_iter().map(crate::payment::Payment).collect())
     }

@@ -3,8 +3,6 @@
 //! the order moves forward, the ledger entry and the event are written. Only then is the
 //! provider told `success`; a storage failure answers 5xx so the provider sends it again.
 
-use std::sync::Arc;
-
 use chrono::Utc;
 use minigate_payments::{
     alipay,
@@ -162,7 +160,6 @@ pub async fn alipay_notify(d: &Deps, headers: &[(String, String)], body: &[u8]) 
         Ok(n) => n,
         Err(e) => return alipay_reply(refused("alipay", &e).0),
     };
-    let m = Arc::clone(&m);
     match record(d, m.tenant_id, &m.app_id, &n, headers, body).await {
         Ok(_) => alipay_reply(200),
         Err(e) => {

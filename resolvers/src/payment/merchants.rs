@@ -34,6 +34,16 @@ struct Snapshot {
     problems: Vec<String>,
 }
 
+/// The lock's value; a panic elsewhere while it was held leaves whole values behind, so a
+/// poisoned lock is used as it is.
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub struct Merchants {
     db: Db,
     secrets: Arc<dyn Secrets>,
@@ -58,10 +68,7 @@ impl Merchants {
     }
 
     fn now(&self) -> Arc<Snapshot> {
-        match self.current.read() {
-            Ok(g) => Arc::clone(&g),
-            Err(p) => Arc::clone(&p.into_inner()),
-        }
+        Arc::clone(&read(&self.current))
     }
 
     /// The snapshot, reloaded when stale, or on a `miss` when the last load is a few seconds old.
@@ -80,19 +87,13 @@ impl Merchants {
             return Ok(s);
         }
         let fresh = Arc::new(self.load().await?);
-        match self.current.write() {
-            Ok(mut g) => *g = Arc::clone(&fresh),
-            Err(p) => *p.into_inner() = Arc::clone(&fresh),
-        }
+        *write(&self.current) = Arc::clone(&fresh);
         Ok(fresh)
     }
 
     /// Forgets what was loaded (after a tenant's configuration changed).
     pub fn invalidate(&self) {
-        match self.current.write() {
-            Ok(mut g) => *g = Arc::new(Snapshot::default()),
-            Err(p) => *p.into_inner() = Arc::new(Snapshot::default()),
-        }
+        *write(&self.current) = Arc::new(Snapshot::default());
     }
 
     pub async fn wechat(&self, tenant: Id) -> Result<Arc<WechatMerchant>> {
@@ -172,10 +173,7 @@ impl Merchants {
                 Ok(pems) => {
                     fetched += pems.len();
                     let all = pems.join("\n");
-                    match self.downloaded.write() {
-                        Ok(mut d) => d.insert(tenant, all),
-                        Err(p) => p.into_inner().insert(tenant, all),
-                    };
+                    write(&self.downloaded).insert(tenant, all);
                 }
                 Err(e) => {
                     tracing::warn!(%tenant, code = e.code(), error = %e, "platform certificates not downloaded");
@@ -258,10 +256,7 @@ impl Merchants {
             .map(|reference| self.secret(reference))
             .transpose()?;
         if let Some(configured) = certs.as_mut() {
-            let downloaded = match self.downloaded.read() {
-                Ok(d) => d.get(&r.tenant_id).cloned(),
-                Err(p) => p.into_inner().get(&r.tenant_id).cloned(),
-            };
+            let downloaded = read(&self.downloaded).get(&r.tenant_id).cloned();
             if let Some(more) = downloaded {
                 configured.push('\n');
                 configured.push_str(&more);

@@ -42,7 +42,7 @@ pub async fn create_payment(
         let bill = db::visible_bill(&mut c, v, bill_id).await?;
         let payer = match channel {
             Channel::WechatJsapi => Some(
-                db::wechat_identity(&mut c, v.user_id)
+                db::wechat_identity(&mut c, v)
                     .await?
                     .ok_or(Error::PayerNotWechat)?,
             ),

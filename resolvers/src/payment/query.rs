@@ -72,6 +72,9 @@ pub(super) async fn visible_order(
     if o.tenant_id != v.tenant_id {
         return Ok(None);
     }
-    let bill = db::find_bill(c, o.bill_id).await?;
-    Ok(bill.filter(|b| crate::billing::may_read(v, b)).map(|_| o))
+    match db::visible_bill(c, v, o.bill_id).await {
+        Ok(_) => Ok(Some(o)),
+        Err(crate::Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }

@@ -129,5 +129,7 @@ async fn check(d: &Deps, o: &OrderRow, now: DateTime<Utc>) -> Result<()> {
 fn backoff(d: &Deps, queries: i32) -> Duration {
     let base = d.payments.settings.query_every;
     let factor = 1i32 << queries.clamp(0, 4);
-    (base * factor).min(Duration::minutes(5))
+    base.checked_mul(factor)
+        .unwrap_or(Duration::MAX)
+        .min(Duration::minutes(5))
 }
