@@ -13,12 +13,15 @@
 //! * [`wechat_pay`]: WeChat Pay API v3 (JSAPI / Native orders, query, close, notifications).
 //! * [`alipay`]: the Alipay open-platform gateway (precreate, query, close, async notify).
 //! * [`keys`]: development RSA keys and PEM text for the fakes and their clients.
+//! * [`photos`]: phone photos made in code (JPEG, PNG, WebP, hand-written EXIF, decompression
+//!   bombs) and helpers to look at the variants made of them.
 //!
 //! The gateway depends on it to mount the simulator, which it refuses in production mode; every
 //! other crate uses it under `[dev-dependencies]` only. Depends on nothing of ours.
 
 pub mod alipay;
 pub mod keys;
+pub mod photos;
 mod support;
 pub mod wechat;
 pub mod wechat_pay;

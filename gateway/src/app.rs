@@ -30,7 +30,7 @@ use secrecy::SecretString;
 use crate::{
     client_ip::TrustedProxies,
     config::Config,
-    http::{graphql, health, observe::observe, pay, ws},
+    http::{graphql, health, media, observe::observe, pay, ws},
     ratelimit::{LocalLimiter, RedisLimiter},
     secrets::EnvAndFiles,
 };
@@ -51,6 +51,8 @@ pub struct State {
     pub closing: tokio::sync::watch::Sender<bool>,
     /// The development payment simulator, when payments are simulated.
     pub simulator: Option<crate::simulator::Simulator>,
+    /// Photo uploads and the signed URLs that serve them.
+    pub media: Option<minigate_media::service::Service>,
 }
 
 /// Connects, migrates and assembles the service.
@@ -109,8 +111,18 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<State>> {
         },
         token_store,
     )?;
+    let jwt_secret = jwt_secret(&config)?;
+    let media = crate::media::build(&config, &db, &jwt_secret)?;
+    if let Err(e) = media.storage().check().await {
+        // Photos are one feature among many: the service starts, uploads answer
+        // MEDIA_STORAGE_UNAVAILABLE until the store answers (a wrong key shows here first).
+        tracing::error!(error = %e, "photo storage cannot be used at start");
+    }
+    if let Err(e) = media.publish_stored_bytes().await {
+        tracing::warn!(error = %e, "photo storage size not read at start");
+    }
     let tokens = Tokens::new(TokenConfig {
-        secret: jwt_secret(&config)?,
+        secret: jwt_secret,
         access_ttl: config.access_ttl(),
         refresh_ttl: config.refresh_ttl(),
         reuse_grace: Duration::from_secs(60),
@@ -126,6 +138,7 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<State>> {
         bus,
         waker: Waker::default(),
         payments: Arc::new(payments),
+        media: Some(media.clone()),
     };
     if config.production() {
         let problems = deps.payments.merchants.problems().await?;
@@ -154,6 +167,7 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<State>> {
         proxies,
         closing: tokio::sync::watch::Sender::new(false),
         simulator,
+        media: Some(media),
     }))
 }
 
@@ -207,7 +221,9 @@ pub fn routes(state: Arc<State>) -> impl poem::Endpoint {
         .at("/readyz", get(health::readyz))
         .at("/metrics", get(health::prometheus))
         .at("/pay/wechat/notify", poem::post(pay::wechat_notify))
-        .at("/pay/alipay/notify", poem::post(pay::alipay_notify));
+        .at("/pay/alipay/notify", poem::post(pay::alipay_notify))
+        .at("/media", poem::post(media::upload))
+        .at("/media/:id/:variant", get(media::serve));
     if !state.config.production() {
         let page = async_graphql::http::GraphiQLSource::build()
             .endpoint("/graphql")

@@ -43,6 +43,7 @@ pub struct Config {
     pub wechat: WechatSection,
     pub limits: LimitsSection,
     pub payments: PaymentsSection,
+    pub media: MediaSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -106,6 +107,75 @@ impl PaymentsSection {
     }
 }
 
+/// Photo uploads (DESIGN.md §6).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MediaSection {
+    /// `local` (a folder, the default) or `s3` (an S3-compatible object store, for several
+    /// replicas).
+    pub storage: String,
+    /// The folder of `local` storage. Unset: `data_dir/media`.
+    pub folder: Option<PathBuf>,
+    /// Uploads larger than this are refused while they stream in.
+    pub max_bytes: u64,
+    /// Photos whose header claims more pixels are refused before decoding.
+    pub max_megapixels: u64,
+    /// Photos decoded at once. Unset: one per core.
+    pub workers: Option<usize>,
+    /// How long an upload waits for a free worker before `MEDIA_BUSY`.
+    pub queue_wait_ms: u64,
+    /// How long a signed photo URL works.
+    pub url_ttl_seconds: u64,
+    /// The public origin phones load photos from (`https://api.example.com`). Unset in
+    /// development: `http://{listen}`.
+    pub public_base: Option<String>,
+    /// Key of the URL signatures, the same on every replica. Unset: derived from `jwt_secret`.
+    pub url_secret: Option<SecretString>,
+    pub s3: S3Section,
+}
+
+impl Default for MediaSection {
+    fn default() -> Self {
+        Self {
+            storage: "local".into(),
+            folder: None,
+            max_bytes: 20 * 1024 * 1024,
+            max_megapixels: 100,
+            workers: None,
+            queue_wait_ms: 10_000,
+            url_ttl_seconds: 3_600,
+            public_base: None,
+            url_secret: None,
+            s3: S3Section::default(),
+        }
+    }
+}
+
+/// An S3-compatible bucket (path-style requests, Signature Version 4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct S3Section {
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: Option<SecretString>,
+    pub timeout_ms: u64,
+}
+
+impl Default for S3Section {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            access_key_id: String::new(),
+            secret_access_key: None,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct LimitsSection {
@@ -142,6 +212,7 @@ impl Default for Config {
             wechat: WechatSection::default(),
             limits: LimitsSection::default(),
             payments: PaymentsSection::default(),
+            media: MediaSection::default(),
         }
     }
 }
@@ -237,6 +308,35 @@ impl Config {
                     "production mode needs payments.notify_base, the https:// address WeChat Pay and Alipay call back"
                 );
             }
+            if !self
+                .media
+                .public_base
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
+            {
+                bail!(
+                    "production mode needs media.public_base, the https:// origin phones load photos from"
+                );
+            }
+        }
+        match self.media.storage.as_str() {
+            "local" => {}
+            "s3" => {
+                let s3 = &self.media.s3;
+                if s3.endpoint.is_empty()
+                    || s3.bucket.is_empty()
+                    || s3.access_key_id.is_empty()
+                    || s3.secret_access_key.is_none()
+                {
+                    bail!(
+                        "media.storage = \"s3\" needs media.s3.endpoint, bucket, access_key_id and secret_access_key"
+                    );
+                }
+            }
+            other => bail!("media.storage must be \"local\" or \"s3\", not {other:?}"),
+        }
+        if self.media.max_bytes == 0 || self.media.max_megapixels == 0 {
+            bail!("media.max_bytes and media.max_megapixels must be positive");
         }
         Ok(())
     }
@@ -270,7 +370,7 @@ mod tests {
         let f = dir.join("minigate.toml");
         std::fs::write(
             &f,
-            "listen = \"0.0.0.0:9000\"\nmode = \"production\"\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n[limits]\naliases = 5\n[payments]\nnotify_base = \"https://pay.example.com\"\n",
+            "listen = \"0.0.0.0:9000\"\nmode = \"production\"\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n[limits]\naliases = 5\n[payments]\nnotify_base = \"https://pay.example.com\"\n[media]\npublic_base = \"https://api.example.com\"\n",
         )
         .unwrap();
         let c = Config::load(Some(&f)).unwrap();
@@ -284,6 +384,44 @@ mod tests {
             "secrets must not reach Debug"
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn media_storage_must_be_complete_and_production_needs_an_https_photo_origin() {
+        let mut s3 = Config::default();
+        s3.media.storage = "s3".into();
+        assert!(s3.check().is_err(), "s3 without endpoint and keys");
+        s3.media.s3 = S3Section {
+            endpoint: "http://127.0.0.1:9000".into(),
+            bucket: "photos".into(),
+            access_key_id: "key".into(),
+            secret_access_key: Some(SecretString::from("secret".to_owned())),
+            ..S3Section::default()
+        };
+        s3.check().unwrap();
+        let mut odd = Config::default();
+        odd.media.storage = "ftp".into();
+        assert!(odd.check().is_err());
+        let mut zero = Config::default();
+        zero.media.max_bytes = 0;
+        assert!(zero.check().is_err());
+        let mut prod = Config {
+            mode: Mode::Production,
+            jwt_secret: Some(SecretString::from(
+                "0123456789abcdef0123456789abcdef".to_owned(),
+            )),
+            ..Config::default()
+        };
+        prod.payments.notify_base = Some("https://pay.example.com".into());
+        assert!(prod.check().is_err(), "no media.public_base");
+        prod.media.public_base = Some("http://api.example.com".into());
+        assert!(prod.check().is_err(), "plain http photo origin");
+        prod.media.public_base = Some("https://api.example.com".into());
+        prod.check().unwrap();
+        assert!(
+            !format!("{s3:?}").contains("secret\""),
+            "secrets must not reach Debug"
+        );
     }
 
     #[test]
@@ -313,6 +451,7 @@ mod tests {
                 ..Config::default()
             };
             c.payments.notify_base = Some("https://pay.example.com".into());
+            c.media.public_base = Some("https://api.example.com".into());
             c
         };
         good().check().unwrap();

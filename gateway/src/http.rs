@@ -2,6 +2,7 @@
 
 pub mod graphql;
 pub mod health;
+pub mod media;
 pub mod observe;
 pub mod pay;
 mod reply;

@@ -10,6 +10,7 @@ pub mod client_ip;
 pub mod config;
 pub mod http;
 pub mod logging;
+pub mod media;
 pub mod metrics;
 pub mod payments;
 pub mod ratelimit;

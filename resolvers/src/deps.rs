@@ -20,6 +20,8 @@ pub struct Deps {
     pub waker: Waker,
     /// Provider endpoints, merchants and order timings.
     pub payments: Arc<crate::payment::Payments>,
+    /// Photo uploads and signed URLs; `None` where the service runs without photo storage.
+    pub media: Option<minigate_media::service::Service>,
 }
 
 /// Resolves a secret reference stored in the database (`env:NAME`, `file:/path`) to its value.

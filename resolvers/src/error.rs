@@ -52,6 +52,8 @@ pub enum Error {
     #[error(transparent)]
     Push(#[from] minigate_push::Error),
     #[error(transparent)]
+    Media(#[from] minigate_media::Error),
+    #[error(transparent)]
     Store(#[from] store::Error),
     #[error("rate limiter unavailable")]
     LimiterUnavailable,
@@ -111,6 +113,7 @@ impl Error {
             Error::PayerNotWechat => "PAYMENT_PAYER_NOT_WECHAT",
             Error::Payment(e) => e.code(),
             Error::Push(e) => e.code(),
+            Error::Media(e) => e.code(),
             Error::Store(e) => e.code(),
             Error::LimiterUnavailable => "CACHE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL",
@@ -138,6 +141,9 @@ impl Error {
             Error::Payment(
                 minigate_payments::Error::Store(_) | minigate_payments::Error::KeyInvalid(_),
             ) => "internal error".to_owned(),
+            Error::Media(e) if !e.is_client_error() => {
+                "photo storage unavailable, try again shortly".to_owned()
+            }
             Error::Payment(minigate_payments::Error::Unreachable(_)) => {
                 "the payment provider cannot be reached, try again shortly".to_owned()
             }

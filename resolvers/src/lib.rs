@@ -14,6 +14,7 @@ pub mod billing;
 mod deps;
 pub mod error;
 mod idempotency;
+pub mod media;
 pub mod notice;
 pub mod payment;
 pub mod pii;
@@ -34,6 +35,11 @@ pub fn request_data(deps: &Deps, viewer: Option<&Viewer>) -> registry::Loaders {
 /// Codes of payment providers and orders that payment operations surface to clients.
 pub fn payment_codes() -> &'static [(&'static str, &'static str)] {
     minigate_payments::CODES
+}
+
+/// Codes of photo uploads, signed URLs and media references.
+pub fn media_codes() -> &'static [(&'static str, &'static str)] {
+    minigate_media::CODES
 }
 
 /// Codes of the WeChat client that sign-in surfaces to clients.

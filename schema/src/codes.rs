@@ -45,6 +45,7 @@ pub fn all_codes() -> Vec<(&'static str, &'static str)> {
         .chain(minigate_resolvers::error::CODES)
         .chain(minigate_resolvers::push_codes())
         .chain(minigate_resolvers::payment_codes())
+        .chain(minigate_resolvers::media_codes())
         .copied()
         .collect();
     all.sort_by_key(|(c, _)| *c);

@@ -14,6 +14,7 @@ use minigate_resolvers::{
     Deps,
     auth::{AuthMutation, AuthQuery},
     billing::{BillingMutation, BillingQuery},
+    media::MediaQuery,
     notice::{NoticeMutation, NoticeQuery, NoticeSubscription},
     payment::{PaymentMutation, PaymentQuery, PaymentSubscription},
     registry::{RegistryMutation, RegistryQuery},
@@ -31,6 +32,7 @@ pub struct Query(
     NoticeQuery,
     BillingQuery,
     PaymentQuery,
+    MediaQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -232,7 +232,10 @@ pub(crate) async fn limit(
 }
 
 /// Reads the bearer token. `Ok(None)` for an anonymous request.
-fn authenticate(req: &Request, state: &State) -> Result<Option<Viewer>, minigate_resolvers::Error> {
+pub(crate) fn authenticate(
+    req: &Request,
+    state: &State,
+) -> Result<Option<Viewer>, minigate_resolvers::Error> {
     let Some(value) = req.header(header::AUTHORIZATION) else {
         return Ok(None);
     };

@@ -184,6 +184,7 @@ both!(
         c.payments.wechat_base = None;
         c.payments.alipay_gateway = None;
         c.payments.notify_base = Some("https://pay.example.com".into());
+        c.media.public_base = Some("https://api.example.com".into());
     },
     |app: TestApp| async move {
         let page = app.get("/graphiql").await;

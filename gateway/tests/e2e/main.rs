@@ -14,6 +14,7 @@ mod binary;
 mod http;
 mod import;
 mod limits;
+mod media;
 mod outage;
 mod pay_callbacks;
 mod paying;

@@ -174,6 +174,7 @@ async fn a_bill_is_paid_through_the_simulator_from_the_command_line() {
             "0123456789abcdef0123456789abcdef0123",
         )
         .env("MINIGATE_PAYMENTS__NOTIFY_BASE", "https://pay.example.com")
+        .env("MINIGATE_MEDIA__PUBLIC_BASE", "https://api.example.com")
         .output()
         .await
         .unwrap();

@@ -90,6 +90,30 @@ impl Resp {
     }
 }
 
+/// On the servers run, photos go to a fresh bucket of the local S3-compatible server (`S3_URL`).
+async fn use_s3(config: &mut Config) -> anyhow::Result<()> {
+    let Ok(url) = std::env::var("S3_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the servers variant with S3: set S3_URL"
+        );
+        return Ok(());
+    };
+    let m = &mut config.media;
+    m.storage = "s3".into();
+    m.s3.endpoint = url;
+    m.s3.bucket = format!("minigate-e2e-{}", uuid::Uuid::new_v4().simple());
+    m.s3.access_key_id = std::env::var("S3_ACCESS_KEY_ID").unwrap_or_else(|_| "minigate".into());
+    m.s3.secret_access_key = Some(SecretString::from(
+        std::env::var("S3_SECRET_ACCESS_KEY").unwrap_or_else(|_| "minigate-test-secret".into()),
+    ));
+    match minigate_gateway::media::storage(config)? {
+        minigate_media::storage::Storage::S3(bucket) => bucket.create_bucket().await?,
+        minigate_media::storage::Storage::Local(_) => anyhow::bail!("expected S3 storage"),
+    }
+    Ok(())
+}
+
 impl TestApp {
     pub async fn spawn(servers: bool, tweak: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
         let test_db = if servers {
@@ -122,6 +146,9 @@ impl TestApp {
         config.payments.timeout_ms = 3_000;
         // Tests that want the active query turn it on.
         config.payments.first_query_seconds = 3_600;
+        if servers {
+            use_s3(&mut config).await?;
+        }
         tweak(&mut config);
         // Bound first: the providers must be told where to send notifications.
         let (acceptor, addr) = app::bind(config.listen).await?;
