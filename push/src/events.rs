@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use minigate_store::{self as store, Backend, Conn, Id};
+use minigate_store::{self as store, Conn, Id};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use tokio::sync::Notify;
@@ -66,33 +66,22 @@ impl Waker {
     }
 }
 
-/// Writes `event` in the caller's transaction and arranges the wake-ups: other replicas through
-/// `NOTIFY` (PostgreSQL, delivered at commit), this one through a commit hook.
+/// Writes `event` in the caller's transaction and wakes this process's dispatcher when it
+/// commits. There is no `NOTIFY` in the writer's transaction: PostgreSQL serialises the commits of
+/// notifying transactions on one global lock, which would cap every money-moving transaction. The
+/// local dispatcher either takes the dispatch lock itself or, when another replica holds it,
+/// wakes that replica (see [`crate::dispatch`]).
 pub async fn enqueue(tx: &mut Conn, waker: &Waker, event: NewEvent<'_>) -> Result<Id> {
     let id = Id::new();
-    match tx.backend() {
-        // One round trip: the row and the wake-up `NOTIFY` (delivered at commit) together.
-        Backend::Postgres => store::execute!(
-            tx,
-            "with e as (insert into outbox_event (id, tenant_id, topic, kind, payload) values ($1, $2, $3, $4, $5) returning id)
-             select pg_notify($6, '') from e",
-            id,
-            event.tenant_id,
-            &event.topic,
-            event.kind,
-            Json(&event.payload),
-            WAKE_CHANNEL
-        )?,
-        Backend::Sqlite => store::execute!(
-            tx,
-            "insert into outbox_event (id, tenant_id, topic, kind, payload) values ($1, $2, $3, $4, $5)",
-            id,
-            event.tenant_id,
-            &event.topic,
-            event.kind,
-            Json(&event.payload)
-        )?,
-    };
+    store::execute!(
+        tx,
+        "insert into outbox_event (id, tenant_id, topic, kind, payload) values ($1, $2, $3, $4, $5)",
+        id,
+        event.tenant_id,
+        &event.topic,
+        event.kind,
+        Json(&event.payload)
+    )?;
     let w = waker.clone();
     tx.on_commit(move || w.wake());
     Ok(id)

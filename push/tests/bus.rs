@@ -287,6 +287,90 @@ async fn an_event_dispatched_on_one_replica_reaches_the_other() {
     nothing_more(&mut on_two).await;
 }
 
+/// A node's dispatcher loop, running until stopped.
+struct Running(
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+);
+
+impl Running {
+    fn start(n: &Node) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(n.dispatcher.clone().run(async {
+            let _ = stopped.await;
+        }));
+        Running(stop, task)
+    }
+
+    async fn stop(self) {
+        let _ = self.0.send(());
+        self.1.await.unwrap();
+    }
+}
+
+/// Writers' transactions send no `NOTIFY`. A replica whose own commit finds the dispatch lock
+/// held elsewhere wakes the others after that commit; a replica woken by another runs a round at
+/// once rather than at its 5-second safety timer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_finds_the_lock_held_wakes_the_others() {
+    let (Ok(pg), Ok(redis)) = (std::env::var("DATABASE_URL"), std::env::var("REDIS_URL")) else {
+        assert!(std::env::var_os("CI").is_none(), "CI must run this");
+        return;
+    };
+    let t = TestDb::new(Backend::Postgres, Some(&pg)).await.unwrap();
+    let prefix = format!("bus-test:{}:", uuid::Uuid::new_v4().simple());
+    let one = node(&t.db, Some((&redis, &prefix))).await;
+    let two = node(&t.db, Some((&redis, &prefix))).await;
+    let ten = tenant(&t.db).await;
+    let a = topic::tenant(ten);
+    let mut heard = t.db.listen(events::WAKE_CHANNEL).await.unwrap().unwrap();
+
+    // The writer's own commit notifies nobody.
+    emit(&two, ten, &a, 1).await;
+    let quiet = tokio::time::timeout(Duration::from_millis(300), heard.recv()).await;
+    assert!(quiet.is_err(), "a writer's transaction sent a NOTIFY");
+
+    // Replica two runs its loop; its commit finds the lock held, so it wakes the others.
+    let mut holder = t.db.begin().await.unwrap();
+    assert!(
+        holder
+            .try_job_lock(minigate_push::dispatch::LOCK)
+            .await
+            .unwrap()
+    );
+    let two_running = Running::start(&two);
+    emit(&two, ten, &a, 2).await;
+    let from = tokio::time::timeout(Duration::from_secs(3), heard.recv())
+        .await
+        .expect("the busy replica woke the others")
+        .unwrap();
+    assert!(!from.is_empty());
+    holder.rollback().await.unwrap();
+    two_running.stop().await;
+    drain(&two).await;
+
+    // Replica one, woken by another replica's NOTIFY, publishes what is waiting at once.
+    let mut on_one = one.bus.subscribe(vec![a.clone()], None).await.unwrap();
+    let one_running = Running::start(&one);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Written without waking anyone (as by a replica whose dispatcher is stuck), then a wake-up.
+    let mut tx = t.db.begin().await.unwrap();
+    enqueue(&mut tx, &node(&t.db, None).await, ten, &a, 3).await;
+    tx.commit().await.unwrap();
+    let mut w = t.db.begin().await.unwrap();
+    w.notify(events::WAKE_CHANNEL, "another replica")
+        .await
+        .unwrap();
+    w.commit().await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(3), on_one.next())
+        .await
+        .expect("replica one was woken, not left to its safety timer")
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.payload.0["i"], 3);
+    one_running.stop().await;
+}
+
 /// A Redis of our own, restarted mid-stream (it keeps nothing on disk, like production's cache):
 /// subscribers receive everything once it is back, with no loss and no duplicate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

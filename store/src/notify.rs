@@ -15,11 +15,16 @@ use crate::{Conn, Db, Raw, Result};
 pub struct Listener(PgListener);
 
 impl Listener {
-    /// Waits for the next notification. After a lost connection it reconnects by itself and
-    /// returns, so the caller re-checks its work rather than missing a signal.
-    pub async fn recv(&mut self) -> Result<()> {
-        self.0.try_recv().await?;
-        Ok(())
+    /// Waits for the next notification and returns its payload. After a lost connection it
+    /// reconnects by itself and returns an empty payload, so the caller re-checks its work rather
+    /// than missing a signal.
+    pub async fn recv(&mut self) -> Result<String> {
+        Ok(self
+            .0
+            .try_recv()
+            .await?
+            .map(|n| n.payload().to_owned())
+            .unwrap_or_default())
     }
 }
 
@@ -44,12 +49,13 @@ impl Db {
 }
 
 impl Conn {
-    /// Wakes the listeners of `channel` when this transaction commits (PostgreSQL; nothing on
-    /// SQLite).
-    pub async fn notify(&mut self, channel: &str) -> Result<()> {
+    /// Wakes the listeners of `channel` with `payload` when this transaction commits (PostgreSQL;
+    /// nothing on SQLite).
+    pub async fn notify(&mut self, channel: &str, payload: &str) -> Result<()> {
         if let Raw::Pg(c) = self.raw() {
-            sqlx::query("select pg_notify($1, '')")
+            sqlx::query("select pg_notify($1, $2)")
                 .bind(channel)
+                .bind(payload)
                 .execute(c)
                 .await?;
         }

@@ -346,14 +346,15 @@ on_both_backends!(
             return;
         };
         let mut tx = db.begin().await.unwrap();
-        tx.notify("minigate_test").await.unwrap();
+        tx.notify("minigate_test", "hello").await.unwrap();
         let early = tokio::time::timeout(Duration::from_millis(200), listener.recv()).await;
         assert!(early.is_err(), "delivered before commit");
         tx.commit().await.unwrap();
-        tokio::time::timeout(Duration::from_secs(5), listener.recv())
+        let payload = tokio::time::timeout(Duration::from_secs(5), listener.recv())
             .await
             .unwrap()
             .unwrap();
+        assert_eq!(payload, "hello");
     }
 );
 

@@ -229,6 +229,20 @@ pub struct NotificationRecord<'a> {
     pub outcome: &'a str,
 }
 
+/// Whether this notification was stored before (a provider re-sending one it already had
+/// answered). Read outside any transaction, as a cheap first answer for re-sends; the insert in
+/// [`insert_notification`] stays the guard against two deliveries racing.
+pub async fn notification_seen(c: &mut Conn, provider: &str, dedup_key: &str) -> Result<bool> {
+    Ok(store::fetch_scalar_optional!(
+        c,
+        i32,
+        "select 1 from payment_notification where provider = $1 and dedup_key = $2",
+        provider,
+        dedup_key
+    )?
+    .is_some())
+}
+
 /// Stores a notification once; `None` when the provider sent this one before.
 pub async fn insert_notification(c: &mut Conn, n: &NotificationRecord<'_>) -> Result<Option<Id>> {
     let id = Id::new();

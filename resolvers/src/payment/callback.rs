@@ -250,6 +250,12 @@ pub async fn record(
 ) -> Result<Outcome> {
     let provider = n.provider.as_str();
     let body_text = String::from_utf8_lossy(body);
+    // Providers re-send what they believe unanswered; most re-sends end here, in one read.
+    let mut c = d.db.conn().await?;
+    if orders::db::notification_seen(&mut c, provider, &n.dedup_key).await? {
+        return Ok(count(provider, Outcome::Duplicate));
+    }
+    drop(c);
     let mut tx = d.db.begin().await?;
     let order = orders::db::lock_by_out_trade_no(&mut tx, &n.trade.out_trade_no).await?;
     let plan = plan(provider, merchant_id, tenant_id, n, order.as_ref());
