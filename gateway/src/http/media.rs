@@ -9,12 +9,15 @@ use minigate_resolvers::media::UploadAnswer;
 use poem::{
     Body, Request, Response,
     http::{StatusCode, header},
-    web::{Data, Multipart, Path, Query},
+    web::{Data, Multipart, Path, Query, RemoteAddr},
 };
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
-use super::{error_body, graphql::JSON};
+use super::{
+    error_body,
+    graphql::{self, JSON},
+};
 use crate::app::State;
 
 /// Form fields are a few words; the file is the only large part.
@@ -57,7 +60,12 @@ fn unauthorized(code: &str, message: &str) -> Response {
 }
 
 #[poem::handler]
-pub async fn upload(req: &Request, mut form: Multipart, state: Data<&Arc<State>>) -> Response {
+pub async fn upload(
+    req: &Request,
+    form: poem::Result<Multipart>,
+    state: Data<&Arc<State>>,
+    remote: &RemoteAddr,
+) -> Response {
     let Some(media) = &state.media else {
         return error_body(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -66,12 +74,44 @@ pub async fn upload(req: &Request, mut form: Multipart, state: Data<&Arc<State>>
             "photo uploads are not configured",
         );
     };
-    let viewer = match super::graphql::authenticate(req, &state) {
+    // The same budgets as GraphQL requests: an upload is a request like any other.
+    let limiter = &*state.deps.limiter;
+    let limits = &state.config.limits;
+    if let Some(ip) = graphql::client_ip(req, &state, remote)
+        && let Err(r) = graphql::limit(
+            limiter,
+            format!("ip:{ip}"),
+            limits.per_ip_per_minute,
+            graphql::Media::Json,
+        )
+        .await
+    {
+        return r;
+    }
+    let viewer = match graphql::authenticate(req, &state) {
         Ok(Some(v)) => v,
         Ok(None) => {
             return unauthorized("UNAUTHENTICATED", "send a bearer access token");
         }
         Err(e) => return unauthorized(e.code(), &e.public_message()),
+    };
+    if let Err(r) = graphql::limit(
+        limiter,
+        format!("user:{}", viewer.user_id),
+        limits.per_user_per_minute,
+        graphql::Media::Json,
+    )
+    .await
+    {
+        return r;
+    }
+    let Ok(mut form) = form else {
+        return error_body(
+            StatusCode::BAD_REQUEST,
+            JSON,
+            "BAD_REQUEST",
+            "send multipart/form-data with the photo in a part named file",
+        );
     };
     let mut file: Option<Received> = None;
     let mut purpose: Option<String> = None;

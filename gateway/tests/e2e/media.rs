@@ -575,3 +575,23 @@ both!(
         assert_eq!(far.ok()["media"], Value::Null);
     }
 );
+
+both!(
+    uploads_count_against_the_users_request_budget,
+    |c: &mut minigate_gateway::config::Config| c.limits.per_user_per_minute = 2,
+    |app: TestApp| async move {
+        let t = app.tenant("acme").await;
+        let driver = app.member(t, Role::Driver, None).await;
+        for _ in 0..2 {
+            let r = app
+                .upload_media(Some(&driver), other_photo(), "a.jpg", Some("invoice"))
+                .await;
+            r.id();
+        }
+        let third = app
+            .upload_media(Some(&driver), other_photo(), "a.jpg", Some("invoice"))
+            .await;
+        assert_eq!((third.status, third.code()), (429, Some("RATE_LIMITED")));
+        assert_eq!(app.count("select count(*) from media").await, 2);
+    }
+);
