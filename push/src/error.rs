@@ -29,6 +29,15 @@ pub enum Error {
     /// A subscriber asked to resume after an event older than what is kept; it must refetch.
     #[error("event {after} is older than the resume window; refetch and subscribe again")]
     ResumeWindowExpired { after: i64 },
+    /// A call to the official account's callback URL is not provably from WeChat: its
+    /// `signature` / `msg_signature` does not match, or its timestamp is outside the replay window.
+    /// Answer 401 and process nothing.
+    #[error("wechat official account callback not authentic: {reason}")]
+    OaSignatureInvalid { reason: &'static str },
+    /// A signed callback to the official account could not be read: not the documented XML, a
+    /// ciphertext that does not decrypt to the documented layout, or one sealed for another app id.
+    #[error("wechat official account callback malformed: {reason}")]
+    OaMessageMalformed { reason: &'static str },
     /// A client could not be built from its configuration (malformed base URL, TLS backend). A
     /// startup error, never a request's.
     #[error("client setup failed: {reason}")]
@@ -52,6 +61,8 @@ impl Error {
             Error::Store(e) => e.code(),
             Error::ResumeWindowExpired { .. } => "RESUME_WINDOW_EXPIRED",
             Error::Setup { .. } => "INTERNAL",
+            Error::OaSignatureInvalid { .. } => "WECHAT_OA_SIGNATURE_INVALID",
+            Error::OaMessageMalformed { .. } => "WECHAT_OA_MESSAGE_MALFORMED",
         }
     }
 
@@ -92,6 +103,14 @@ pub const CODES: &[(&str, &str)] = &[
         "RESUME_WINDOW_EXPIRED",
         "The subscription's `after` event is older than what the server keeps; refetch, then subscribe without `after`",
     ),
+    (
+        "WECHAT_OA_SIGNATURE_INVALID",
+        "A WeChat official account callback had a wrong signature or a stale timestamp; it was not processed",
+    ),
+    (
+        "WECHAT_OA_MESSAGE_MALFORMED",
+        "A signed WeChat official account callback could not be decrypted or parsed; it was not processed",
+    ),
 ];
 
 #[cfg(test)]
@@ -120,6 +139,8 @@ mod tests {
                 source: None,
             },
             Error::ResumeWindowExpired { after: 1 },
+            Error::OaSignatureInvalid { reason: "" },
+            Error::OaMessageMalformed { reason: "" },
         ];
         for e in &samples {
             assert!(
