@@ -9,7 +9,7 @@
 //! tests catch a client that the real provider would refuse. Tests script them (issue codes,
 //! pay orders, inject failures, tamper with signatures) and count the calls that reached them.
 //!
-//! * [`wechat`]: WeChat's mini-program server API (login, access tokens, phone numbers).
+//! * [`wechat`]: WeChat's server API (login, tokens, phone numbers, messages, followers).
 //! * [`wechat_pay`]: WeChat Pay API v3 (JSAPI / Native orders, query, close, notifications).
 //! * [`alipay`]: the Alipay open-platform gateway (precreate, query, close, async notify).
 //! * [`keys`]: development RSA keys and PEM text for the fakes and their clients.
