@@ -19,12 +19,13 @@
 mod bare;
 mod cpu;
 mod load;
+mod publish;
 mod report;
 mod seed;
 mod servers;
 mod stats;
 
-use std::{io::Write as _, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -124,12 +125,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let results = measured?;
 
     let report = report::render(args, cores, &results, &problems);
-    let mut out = std::io::stdout().lock();
-    out.write_all(report.as_bytes())?;
-    out.flush()?;
-    if let Some(path) = &args.out {
-        std::fs::write(path, &report).with_context(|| format!("writing {}", path.display()))?;
-    }
+    publish::publish(&report, args.out.as_deref())?;
     Ok(())
 }
 

@@ -30,13 +30,14 @@
 )]
 #[path = "../cpu.rs"]
 mod cpu;
+#[path = "../publish.rs"]
+mod publish;
 #[path = "../stats.rs"]
 mod stats;
 
 use std::{
     collections::VecDeque,
     fmt::Write as _,
-    io::Write as _,
     net::SocketAddr,
     path::{Path, PathBuf},
     process::ExitCode,
@@ -109,6 +110,9 @@ struct Args {
     /// Worker threads of the server's runtime (default: one per core).
     #[arg(long)]
     server_threads: Option<usize>,
+    /// The server's database pool (`database_max_connections`; default: the service's default).
+    #[arg(long)]
+    pool: Option<u32>,
     /// Also write the report to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -183,12 +187,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     results.check = verdict?;
 
     let report = render(args, cores, &results, &problems);
-    let mut out = std::io::stdout().lock();
-    out.write_all(report.as_bytes())?;
-    out.flush()?;
-    if let Some(path) = &args.out {
-        std::fs::write(path, &report).with_context(|| format!("writing {}", path.display()))?;
-    }
+    publish::publish(&report, args.out.as_deref())?;
     if !results.check.passed {
         bail!("the database does not show exactly one credit per notification");
     }
@@ -279,6 +278,9 @@ impl Setup {
         config.payments.alipay_gateway = Some("http://127.0.0.1:9/gateway.do".to_owned());
         config.payments.first_query_seconds = 365 * 24 * 3600;
         config.payments.qr_minutes = 24 * 60;
+        if let Some(pool) = args.pool {
+            config.database_max_connections = pool;
+        }
         let pool_size = config.database_max_connections;
         let state = app::build(config).await.context("building minigate")?;
         let (acceptor, addr) = app::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
@@ -840,14 +842,15 @@ async fn drive(
 }
 
 /// Waits until the outbox dispatcher has published every event; returns how long that took.
-/// The check reads only the outbox's two partial indexes (events waiting for a number, and
-/// numbered ones not yet published), so polling it costs the dispatcher next to nothing.
+/// The check reads the outbox's partial index of events waiting for a number and the publish
+/// cursor against the newest id, so polling it costs the dispatcher next to nothing.
 async fn drained(pool: &PgPool) -> anyhow::Result<Duration> {
     let started = Instant::now();
     loop {
         let waiting: bool = sqlx::query_scalar(
             "select exists (select 1 from outbox_event where seq is null)
-                 or exists (select 1 from outbox_event where seq is not null and published_at is null)",
+                 or (select published_seq from outbox_cursor where id = 1)
+                    < coalesce((select max(seq) from outbox_event), 0)",
         )
         .fetch_one(pool)
         .await?;
