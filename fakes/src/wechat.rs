@@ -372,6 +372,22 @@ impl State {
 
     /// The app whose token `access_token=` carries: missing 41001, expired 42001, never issued
     /// or replaced by a forced refresh 40001.
+    /// The preamble of every token-checked POST route: the method, the access token (its app id)
+    /// and the JSON body, refused with WeChat's errcodes.
+    pub(super) fn authorized_post(
+        &self,
+        method: &Method,
+        query: &HashMap<String, String>,
+        body: &[u8],
+    ) -> Result<(String, Value), i64> {
+        if method != Method::POST {
+            return Err(43002);
+        }
+        let app_id = self.token_app(query)?;
+        let body = serde_json::from_slice(body).map_err(|_| 47001)?;
+        Ok((app_id, body))
+    }
+
     fn token_app(&self, query: &HashMap<String, String>) -> Result<String, i64> {
         let token = query
             .get("access_token")
@@ -476,11 +492,7 @@ impl State {
         query: &HashMap<String, String>,
         body: &[u8],
     ) -> Answer {
-        if method != Method::POST {
-            return Err(43002);
-        }
-        let app_id = self.token_app(query)?;
-        let body: Value = serde_json::from_slice(body).map_err(|_| 47001)?;
+        let (app_id, body) = self.authorized_post(method, query, body)?;
         let code = body
             .get("code")
             .and_then(Value::as_str)

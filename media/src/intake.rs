@@ -56,21 +56,10 @@ pub async fn receive<R: AsyncRead + Unpin>(body: R, dir: &Path, limit: u64) -> R
         .map_err(|e| storage("temporary file", &e))?;
     Ok(Received {
         file,
-        sha256: hex(hash.finish().as_ref()),
+        sha256: crate::storage::hex(hash.finish().as_ref()),
         bytes: total,
         received_at: Utc::now(),
     })
-}
-
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
 }
 
 fn storage(what: &str, e: &std::io::Error) -> Error {

@@ -6,7 +6,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aws_lc_rs::digest;
 use chrono::Utc;
 use minigate_store::{Db, Id};
 use tokio::sync::Semaphore;
@@ -133,8 +132,10 @@ impl Service {
         drop(c);
 
         let processed = self.process(upload.file.path()).await?;
-        let display = Encoded::of(processed.display.bytes);
-        let thumbnail = Encoded::of(processed.thumbnail.bytes);
+        let display = BlobKey::of_bytes(BlobKind::Display, &processed.display.bytes);
+        let thumbnail = BlobKey::of_bytes(BlobKind::Thumbnail, &processed.thumbnail.bytes);
+        let display_len = len(&processed.display.bytes);
+        let thumbnail_len = len(&processed.thumbnail.bytes);
         let original_type = processed.format.content_type();
         let s = &inner.storage;
         s.put_file(
@@ -144,14 +145,10 @@ impl Service {
             original_type,
         )
         .await?;
-        for (kind, variant) in [
-            (BlobKind::Display, &display),
-            (BlobKind::Thumbnail, &thumbnail),
-        ] {
-            let key = BlobKey::new(kind, &variant.sha256)?;
-            s.put_bytes(&key, variant.bytes.clone(), "image/jpeg")
-                .await?;
-        }
+        s.put_bytes(&display, processed.display.bytes, "image/jpeg")
+            .await?;
+        s.put_bytes(&thumbnail, processed.thumbnail.bytes, "image/jpeg")
+            .await?;
 
         let claims = processed.claims;
         let row = MediaRow {
@@ -166,10 +163,10 @@ impl Service {
             original_bytes: i64::try_from(upload.bytes).unwrap_or(i64::MAX),
             width: px(processed.width),
             height: px(processed.height),
-            display_sha256: display.sha256.clone(),
+            display_sha256: display.sha256_hex().to_owned(),
             display_width: px(processed.display.width),
             display_height: px(processed.display.height),
-            thumbnail_sha256: thumbnail.sha256.clone(),
+            thumbnail_sha256: thumbnail.sha256_hex().to_owned(),
             thumbnail_width: px(processed.thumbnail.width),
             thumbnail_height: px(processed.thumbnail.height),
             received_at: upload.received_at,
@@ -182,12 +179,17 @@ impl Service {
         };
         let mut tx = inner.db.begin().await?;
         let stored = [
-            ("original", &upload.sha256, upload.bytes, original_type),
-            ("display", &display.sha256, display.len(), "image/jpeg"),
+            (
+                "original",
+                upload.sha256.as_str(),
+                upload.bytes,
+                original_type,
+            ),
+            ("display", display.sha256_hex(), display_len, "image/jpeg"),
             (
                 "thumbnail",
-                &thumbnail.sha256,
-                thumbnail.len(),
+                thumbnail.sha256_hex(),
+                thumbnail_len,
                 "image/jpeg",
             ),
         ];
@@ -281,19 +283,6 @@ fn px(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
 }
 
-/// An encoded variant with its hash.
-struct Encoded {
-    bytes: Vec<u8>,
-    sha256: String,
-}
-
-impl Encoded {
-    fn of(bytes: Vec<u8>) -> Self {
-        let sha256 = intake::hex(digest::digest(&digest::SHA256, &bytes).as_ref());
-        Self { bytes, sha256 }
-    }
-
-    fn len(&self) -> u64 {
-        u64::try_from(self.bytes.len()).unwrap_or(u64::MAX)
-    }
+fn len(bytes: &[u8]) -> u64 {
+    u64::try_from(bytes.len()).unwrap_or(u64::MAX)
 }

@@ -182,6 +182,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     sigv4::sha256_hex(bytes)
 }
 
+pub(crate) use sigv4::hex;
+
 fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }

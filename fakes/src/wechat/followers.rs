@@ -150,11 +150,7 @@ impl State {
         query: &HashMap<String, String>,
         body: &[u8],
     ) -> Answer {
-        if method != Method::POST {
-            return Err(43002);
-        }
-        let app_id = self.token_app(query)?;
-        let body: Value = serde_json::from_slice(body).map_err(|_| 47001)?;
+        let (app_id, body) = self.authorized_post(method, query, body)?;
         let list = body
             .get("user_list")
             .and_then(Value::as_array)

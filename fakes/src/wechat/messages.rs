@@ -173,11 +173,7 @@ impl State {
         query: &HashMap<String, String>,
         body: &[u8],
     ) -> Answer {
-        if method != Method::POST {
-            return Err(43002);
-        }
-        let app_id = self.token_app(query)?;
-        let body: Value = serde_json::from_slice(body).map_err(|_| 47001)?;
+        let (app_id, body) = self.authorized_post(method, query, body)?;
         let template_id = required_str(&body, "template_id").ok_or(40037)?;
         let keywords = self.template(&app_id, &template_id)?;
         let touser = required_str(&body, "touser").ok_or(40003)?;
@@ -246,11 +242,7 @@ impl State {
         query: &HashMap<String, String>,
         body: &[u8],
     ) -> Answer {
-        if method != Method::POST {
-            return Err(43002);
-        }
-        let app_id = self.token_app(query)?;
-        let body: Value = serde_json::from_slice(body).map_err(|_| 47001)?;
+        let (app_id, body) = self.authorized_post(method, query, body)?;
         let template_id = required_str(&body, "template_id").ok_or(40037)?;
         let keywords = self.template(&app_id, &template_id)?;
         let touser = required_str(&body, "touser").ok_or(40003)?;
