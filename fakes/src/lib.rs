@@ -10,8 +10,10 @@
 //! pay orders, inject failures, tamper with signatures) and count the calls that reached them.
 //!
 //! * [`wechat`]: WeChat's server API (login, tokens, phone numbers, messages, followers).
-//! * [`wechat_pay`]: WeChat Pay API v3 (JSAPI / Native orders, query, close, notifications).
-//! * [`alipay`]: the Alipay open-platform gateway (precreate, query, close, async notify).
+//! * [`wechat_pay`]: WeChat Pay API v3 (JSAPI / Native orders, query, close, notifications,
+//!   refunds and their notifications, the daily trade bill with its SHA-1).
+//! * [`alipay`]: the Alipay open-platform gateway (precreate, query, close, async notify, refunds
+//!   and refund reports on the notify, the daily trade bill as a zip of GBK CSVs).
 //! * [`keys`]: development RSA keys and PEM text for the fakes and their clients.
 //! * [`photos`]: phone photos made in code (JPEG, PNG, WebP, hand-written EXIF, decompression
 //!   bombs) and helpers to look at the variants made of them.

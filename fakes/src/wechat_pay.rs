@@ -7,17 +7,28 @@
 //! `GET /v3/certificates` lists the platform certificates a test published, encrypted with the
 //! APIv3 key, as a client needs them during a certificate rotation.
 //!
+//! Refunds (`/v3/refund/domestic/refunds`) start PROCESSING and a test finishes them, then
+//! takes or posts the signed, encrypted `REFUND.*` notification. The daily trade bill
+//! (`/v3/bill/tradebill`, then the unsigned file download) is made from the fake's orders and
+//! refunds, with fees, readiness and faults a test can set, and orders and refunds can be
+//! seeded straight into the state to make large bills.
+//!
 //! Also the payment simulator: `code_url` points at `GET /pay/{out_trade_no}` on this fake,
 //! which pays the order and delivers the notification with retries.
 
 mod api;
+mod bill;
 mod notify;
+mod refund;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use chrono::{DateTime, Duration};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone};
 use poem::{Endpoint, Response};
+
+pub use bill::BillFault;
+pub use refund::{FakeRefund, RefundMode, RefundStatus};
 
 use crate::keys::{RsaSigner, RsaVerifier, pem_decode};
 use crate::support::{self, lock};
@@ -62,6 +73,14 @@ pub enum WechatPayRoute {
     Certificates,
     /// `GET /pay/{out_trade_no}`: the simulator's page behind `code_url`.
     PayPage,
+    /// `POST /v3/refund/domestic/refunds`
+    Refund,
+    /// `GET /v3/refund/domestic/refunds/{out_refund_no}`
+    RefundQuery,
+    /// `GET /v3/bill/tradebill`
+    TradeBill,
+    /// `GET /v3/billdownload/file`: the bill file behind a `download_url`.
+    BillDownload,
 }
 
 /// `trade_state` of an order.
@@ -168,6 +187,14 @@ struct State {
     orders: HashMap<(String, String), FakeOrder>,
     /// mchid → the platform certificates `GET /v3/certificates` lists, in publishing order.
     certificates: HashMap<String, Vec<PlatformCertificate>>,
+    /// (mchid, out_refund_no) → refund
+    refunds: HashMap<(String, String), FakeRefund>,
+    /// (mchid, out_trade_no) → the `out_refund_no` of the order's refunds, oldest first.
+    order_refunds: HashMap<(String, String), Vec<String>>,
+    refund_mode: RefundMode,
+    bills: bill::Bills,
+    /// Numbers the ids of seeded orders and refunds.
+    seeded: u64,
     fail_next: Option<(u16, String)>,
     tamper_next: bool,
     calls: HashMap<WechatPayRoute, usize>,
@@ -342,8 +369,185 @@ impl FakeWechatPay {
         Some(answer)
     }
 
+    /// The refund with this `out_refund_no` (at any merchant).
+    pub fn refund(&self, out_refund_no: &str) -> Option<FakeRefund> {
+        self.state().refund(out_refund_no).cloned()
+    }
+
+    /// Whether new refunds start PROCESSING ([`RefundMode::Manual`], the default) or SUCCESS.
+    pub fn set_refund_mode(&self, mode: RefundMode) {
+        self.state().refund_mode = mode;
+    }
+
+    /// Ends a PROCESSING refund as SUCCESS (with `success_time` now), ABNORMAL or CLOSED. False
+    /// if the refund is unknown or already ended, or `status` is PROCESSING.
+    pub fn finish_refund(&self, out_refund_no: &str, status: RefundStatus) -> bool {
+        self.state().finish_refund(out_refund_no, status)
+    }
+
+    /// The `REFUND.SUCCESS` / `REFUND.ABNORMAL` / `REFUND.CLOSED` notification for the refund's
+    /// current status, signed by the merchant's current signer, its resource encrypted with the
+    /// APIv3 key; each call is a new notification (new id). None if the refund is unknown or
+    /// still processing.
+    pub fn refund_notification(&self, out_refund_no: &str) -> Option<SignedCallback> {
+        let state = self.state();
+        notify::refund_notification(&state, state.refund(out_refund_no)?)
+    }
+
+    /// Builds the refund notification and POSTs it to the refund's `notify_url`; returns our
+    /// status and body. None if there is nothing to notify or the refund named no URL. Panics
+    /// if the URL cannot be reached.
+    pub async fn notify_refund(&self, out_refund_no: &str) -> Option<(u16, String)> {
+        let (url, cb) = {
+            let mut state = self.state();
+            let refund = state.refund(out_refund_no)?;
+            let url = refund.notify_url.clone()?;
+            let cb = notify::refund_notification(&state, refund)?;
+            let key = (refund.mch_id.clone(), refund.out_refund_no.clone());
+            if let Some(refund) = state.refunds.get_mut(&key) {
+                refund.notifications_sent += 1;
+            }
+            (url, cb)
+        };
+        let answer = support::post(self.inner.http(), &url, &cb.headers, &cb.body)
+            .await
+            .unwrap_or_else(|e| panic!("fake WeChat Pay could not reach {url}: {e}"));
+        Some(answer)
+    }
+
+    /// Publishes (`true`) or holds back (`false`) the trade bill of `date` for every merchant.
+    /// By default each day before today (Beijing) has its bill and today has none; a future
+    /// day never has one.
+    pub fn set_bill_ready(&self, date: NaiveDate, ready: bool) {
+        self.state().bills.ready.insert(date, ready);
+    }
+
+    /// While set, asking for the bill of `date` answers `STATEMENT_CREATING`.
+    pub fn set_statement_creating(&self, date: NaiveDate, creating: bool) {
+        let mut state = self.state();
+        if creating {
+            state.bills.creating.insert(date);
+        } else {
+            state.bills.creating.remove(&date);
+        }
+    }
+
+    /// The merchant's fee rate in basis points (60 = 0.60 %, the default).
+    pub fn set_fee_rate_bp(&self, mch_id: &str, bp: u32) {
+        self.state().bills.fee_rate_bp.insert(mch_id.to_owned(), bp);
+    }
+
+    /// Bills print exactly this fee (millifen, 1/1000 fen; negative for a fee given back) on
+    /// the row of this `out_trade_no`'s payment, or of this `out_refund_no`'s refund, instead
+    /// of the one computed from the rate. The summary sums what is printed.
+    pub fn set_fee_override(&self, out_trade_no: &str, millifen: i64) {
+        let mut state = self.state();
+        state
+            .bills
+            .fee_override
+            .insert(out_trade_no.to_owned(), millifen);
+    }
+
+    /// Puts `fault` into the next bill a `tradebill` answer hands out (the file is made then,
+    /// so the download of that answer serves it); later bills are sound again.
+    pub fn corrupt_next_bill(&self, fault: BillFault) {
+        self.state().bills.next_fault = Some(fault);
+    }
+
+    /// The merchant's trade bill of `date` as the download would serve it (without faults),
+    /// whatever the day's readiness; for tests and benchmarks that skip HTTP.
+    pub fn trade_bill(&self, mch_id: &str, date: NaiveDate) -> Vec<u8> {
+        bill::render(&self.state(), mch_id, date, None)
+    }
+
+    /// Puts a paid JSAPI order straight into the state (no request, no notification URL), paid
+    /// at `success_time`, with made-up transaction id and payer; replaces an order with the
+    /// same merchant and `out_trade_no`. For bills with many rows.
+    pub fn seed_paid_order<Tz: TimeZone>(
+        &self,
+        mch_id: &str,
+        appid: &str,
+        out_trade_no: &str,
+        total_fen: i64,
+        success_time: DateTime<Tz>,
+    ) {
+        let at = success_time.with_timezone(&support::BEIJING);
+        let mut state = self.state();
+        state.seeded += 1;
+        let n = state.seeded;
+        let order = FakeOrder {
+            mch_id: mch_id.to_owned(),
+            appid: appid.to_owned(),
+            out_trade_no: out_trade_no.to_owned(),
+            trade_type: "JSAPI".to_owned(),
+            description: "租车费用".to_owned(),
+            notify_url: String::new(),
+            time_expire: None,
+            total: total_fen,
+            paid_total: None,
+            state: TradeState::Success,
+            payer_openid: Some(format!("oSEED{n:023}")),
+            transaction_id: Some(format!("4200{}{n:016}", at.format("%Y%m%d"))),
+            success_time: Some(support::rfc3339(at)),
+            prepay_id: None,
+            code_url: None,
+            times_created: 0,
+            times_closed: 0,
+            notifications_sent: 0,
+        };
+        let key = (mch_id.to_owned(), out_trade_no.to_owned());
+        state.orders.insert(key, order);
+    }
+
+    /// Puts a refund of a paid order straight into the state, accepted at `create_time` (and,
+    /// if SUCCESS, done then too), without the over-refund check. False if the merchant has no
+    /// such paid order.
+    pub fn seed_refund<Tz: TimeZone>(
+        &self,
+        mch_id: &str,
+        out_trade_no: &str,
+        out_refund_no: &str,
+        amount_fen: i64,
+        create_time: DateTime<Tz>,
+        status: RefundStatus,
+    ) -> bool {
+        let at = create_time.with_timezone(&support::BEIJING);
+        let mut state = self.state();
+        let key = (mch_id.to_owned(), out_trade_no.to_owned());
+        let Some(order) = state
+            .orders
+            .get(&key)
+            .filter(|o| o.state == TradeState::Success)
+        else {
+            return false;
+        };
+        let (transaction_id, total_fen) = (
+            order.transaction_id.clone().unwrap_or_default(),
+            order.reported_total(),
+        );
+        state.seeded += 1;
+        let n = state.seeded;
+        let time = support::rfc3339(at);
+        state.insert_refund(FakeRefund {
+            mch_id: mch_id.to_owned(),
+            out_trade_no: out_trade_no.to_owned(),
+            transaction_id,
+            out_refund_no: out_refund_no.to_owned(),
+            refund_id: refund::refund_id(at, &format!("{n:015}")),
+            amount_fen,
+            total_fen,
+            reason: None,
+            notify_url: None,
+            status,
+            success_time: (status == RefundStatus::Success).then(|| time.clone()),
+            create_time: time,
+            notifications_sent: 0,
+        });
+        true
+    }
+
     /// The next API call that passes the signature check answers `status` with this `code`
-    /// (e.g. 500 `SYSTEM_ERROR`), signed like any answer.
+    /// (e.g. 500 `SYSTEM_ERROR`, or 403 `NOT_ENOUGH` on a refund), signed like any answer.
     pub fn fail_next(&self, status: u16, code: &str) {
         self.state().fail_next = Some((status, code.to_owned()));
     }

@@ -221,6 +221,10 @@ pub fn routes(state: Arc<State>) -> impl poem::Endpoint {
         .at("/readyz", get(health::readyz))
         .at("/metrics", get(health::prometheus))
         .at("/pay/wechat/notify", poem::post(pay::wechat_notify))
+        .at(
+            "/pay/wechat/refund-notify",
+            poem::post(pay::wechat_refund_notify),
+        )
         .at("/pay/alipay/notify", poem::post(pay::alipay_notify))
         .at("/media", poem::post(media::upload))
         .at("/media/:id/:variant", get(media::serve));
@@ -256,6 +260,9 @@ pub async fn bind(
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish
 /// (up to the configured grace period).
+/// How often the reconciliation job looks for runs to start or retry.
+const RECONCILIATION_EVERY_SECS: u64 = 300;
+
 pub async fn serve(
     state: Arc<State>,
     acceptor: impl Acceptor + 'static,
@@ -270,6 +277,7 @@ pub async fn serve(
         state.deps.waker.clone(),
     );
     let mut stopped_too = stopped.clone();
+    let mut stopped_three = stopped.clone();
     let worker = tokio::spawn(dispatcher.run(async move {
         let mut stopped = stopped;
         let _ = stopped.changed().await;
@@ -279,6 +287,13 @@ pub async fn serve(
         Duration::from_secs(state.config.payments.poll_seconds.max(1)),
         async move {
             let _ = stopped_too.changed().await;
+        },
+    ));
+    let reconciliation = tokio::spawn(crate::payments::reconciliation(
+        state.deps.clone(),
+        Duration::from_secs(RECONCILIATION_EVERY_SECS),
+        async move {
+            let _ = stopped_three.changed().await;
         },
     ));
     let closing = state.clone();
@@ -292,6 +307,7 @@ pub async fn serve(
     let _ = stop.send(true);
     let _ = worker.await;
     let _ = active_query.await;
+    let _ = reconciliation.await;
     db.close().await;
     served?;
     Ok(())

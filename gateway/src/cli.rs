@@ -1,4 +1,4 @@
-//! `minigate serve | migrate | schema | tenant | branch | user | bill | import`.
+//! `minigate serve | migrate | schema | tenant | branch | user | bill | reconcile | import`.
 
 use std::{io::Write, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
@@ -57,6 +57,19 @@ pub enum Command {
     User(UserCommand),
     #[command(subcommand)]
     Bill(BillCommand),
+    /// Reconcile a provider's trade bill of one business day (Asia/Shanghai) for a company; a
+    /// new pass of that day's run if there was one. Exits 0 when done, 3 while the provider's
+    /// bill is not ready, 1 when the bill was refused.
+    Reconcile {
+        #[arg(long, value_enum)]
+        provider: ProviderArg,
+        /// The company's slug.
+        #[arg(long)]
+        tenant: String,
+        /// The business day, YYYY-MM-DD.
+        #[arg(long)]
+        date: chrono::NaiveDate,
+    },
     /// Import vehicles, drivers or bills from a CSV file (see the README for the columns).
     Import {
         kind: ImportWhat,
@@ -102,6 +115,12 @@ pub enum TenantCommand {
         #[arg(long)]
         tenant: String,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ProviderArg {
+    Wechat,
+    Alipay,
 }
 
 #[derive(Subcommand)]
@@ -348,6 +367,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let bill = billing::create_from_line(&db, tid, None, &line).await?;
             out(&format!("bill created: {}", bill.id));
         }
+        Command::Reconcile {
+            provider,
+            tenant,
+            date,
+        } => {
+            config.check()?;
+            let state = crate::app::build(config.clone()).await?;
+            let tid = tenant_id(&state.db, &tenant).await?;
+            return reconcile(&state.deps, tid, provider, date).await;
+        }
         Command::Import {
             kind,
             tenant,
@@ -363,6 +392,73 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn reconcile(
+    deps: &minigate_resolvers::Deps,
+    tenant: Id,
+    provider: ProviderArg,
+    date: chrono::NaiveDate,
+) -> anyhow::Result<ExitCode> {
+    use minigate_payments::notification::Provider;
+    use minigate_resolvers::reconcile::{self, Stage};
+    let provider = match provider {
+        ProviderArg::Wechat => Provider::Wechat,
+        ProviderArg::Alipay => Provider::Alipay,
+    };
+    let bar = ProgressBar::new_spinner();
+    bar.set_message(format!(
+        "downloading the {} bill of {date}",
+        provider.as_str()
+    ));
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let shown = bar.clone();
+    let progress = move |stage: Stage| match stage {
+        Stage::Downloading => {}
+        Stage::Checked { rows } => {
+            shown.set_length(rows);
+            shown.set_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} rows matched ({per_sec}) {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            shown.set_message("");
+        }
+        Stage::Matching { done } => shown.set_position(done),
+        Stage::Finishing => shown.set_message("looking for what the bill lacks"),
+    };
+    let run = reconcile::reconcile(deps, tenant, provider, date, &progress).await?;
+    bar.finish_and_clear();
+    out(&format!(
+        "run {} ({} {}, pass {}): {}",
+        run.id, run.provider, run.bill_date, run.passes, run.status
+    ));
+    match run.status.as_str() {
+        "DONE" => {
+            out(&format!(
+                "{} payments ({} fen), {} refunds ({} fen), fee {} millifen; {} differences, {} repaired",
+                run.payment_count,
+                run.payment_fen,
+                run.refund_count,
+                run.refund_fen,
+                run.fee_millifen,
+                run.difference_count,
+                run.repaired_count
+            ));
+            Ok(ExitCode::SUCCESS)
+        }
+        "WAITING" => {
+            out("the provider has not published this bill yet; the daily job tries again");
+            Ok(ExitCode::from(3))
+        }
+        _ => {
+            out(&format!(
+                "{}: {}",
+                run.error_code.as_deref().unwrap_or("FAILED"),
+                run.error_detail.as_deref().unwrap_or("")
+            ));
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 async fn import_file(

@@ -6,7 +6,8 @@ use std::{future::Future, sync::Arc, time::Duration};
 use minigate_payments::{alipay::client::AlipayApi, wechat::client::WechatPayApi};
 use minigate_resolvers::{
     Deps, Secrets,
-    payment::{Merchants, PaymentSettings, Payments, sync},
+    payment::{Merchants, PaymentSettings, Payments, refund, sync},
+    reconcile,
 };
 use minigate_store::Db;
 
@@ -93,6 +94,30 @@ pub async fn active_query(deps: Deps, every: Duration, stop: impl Future<Output 
             Ok(0) => {}
             Ok(n) => tracing::debug!(orders = n, "active query pass"),
             Err(e) => tracing::warn!(code = e.code(), error = %e, "active query pass failed"),
+        }
+        match refund::run_due(&deps, chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(refunds = n, "refund pass"),
+            Err(e) => tracing::warn!(code = e.code(), error = %e, "refund pass failed"),
+        }
+    }
+}
+
+/// Runs the daily reconciliation job every `every` until `stop` resolves: it starts yesterday's
+/// runs after 10:00 Asia/Shanghai and retries those still waiting for their bill.
+pub async fn reconciliation(deps: Deps, every: Duration, stop: impl Future<Output = ()>) {
+    let mut stop = std::pin::pin!(stop);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => {}
+        }
+        match reconcile::job::run_due(&deps, chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(runs = n, "reconciliation job"),
+            Err(e) => tracing::warn!(code = e.code(), error = %e, "reconciliation job failed"),
         }
     }
 }

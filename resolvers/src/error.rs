@@ -47,6 +47,10 @@ pub enum Error {
         "paying inside the mini-program needs a WeChat sign-in with this company's mini-program"
     )]
     PayerNotWechat,
+    #[error("a reconciliation of this day is running; wait for it to finish")]
+    ReconciliationRunning,
+    #[error("this difference was resolved before")]
+    DifferenceResolved,
     #[error(transparent)]
     Payment(#[from] minigate_payments::Error),
     #[error(transparent)]
@@ -105,6 +109,8 @@ impl Error {
             Error::PhoneAlreadyBound => "PHONE_ALREADY_BOUND",
             Error::WechatAppUnknown => "WECHAT_APP_UNKNOWN",
             Error::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Error::ReconciliationRunning => "RECONCILIATION_RUNNING",
+            Error::DifferenceResolved => "DIFFERENCE_RESOLVED",
             Error::BillReferenceTaken => "BILL_REFERENCE_TAKEN",
             Error::BillNotOpen { .. } => "BILL_NOT_OPEN",
             Error::BillHasOpenPayment => "BILL_HAS_OPEN_PAYMENT",
@@ -228,7 +234,15 @@ pub const CODES: &[(&str, &str)] = &[
     ),
     (
         "IDEMPOTENCY_KEY_REUSED",
-        "The idempotencyKey was already used for a different operation.",
+        "The idempotencyKey was already used for a different operation or input.",
+    ),
+    (
+        "RECONCILIATION_RUNNING",
+        "A reconciliation of this provider, company and day is running; try again when it ends.",
+    ),
+    (
+        "DIFFERENCE_RESOLVED",
+        "The reconciliation difference was already resolved.",
     ),
     (
         "BILL_REFERENCE_TAKEN",

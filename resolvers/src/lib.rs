@@ -18,6 +18,7 @@ pub mod media;
 pub mod notice;
 pub mod payment;
 pub mod pii;
+pub mod reconcile;
 pub mod registry;
 pub mod tenant;
 pub mod validate;

@@ -12,7 +12,9 @@ mod object;
 mod open;
 mod qr;
 mod query;
-mod settle;
+pub mod refund;
+pub mod refund_callback;
+pub(crate) mod settle;
 mod subscription;
 pub mod sync;
 
@@ -21,7 +23,9 @@ use minigate_payments::{alipay::client::AlipayApi, wechat::client::WechatPayApi}
 
 pub use merchants::Merchants;
 pub use mutation::PaymentMutation;
-pub use object::{Payment, PaymentChannel, PaymentStatus, PaymentUpdate, WxPayParams};
+pub use object::{
+    Payment, PaymentChannel, PaymentStatus, PaymentUpdate, Refund, RefundStatus, WxPayParams,
+};
 pub use query::PaymentQuery;
 pub use subscription::PaymentSubscription;
 

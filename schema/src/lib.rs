@@ -17,6 +17,7 @@ use minigate_resolvers::{
     media::MediaQuery,
     notice::{NoticeMutation, NoticeQuery, NoticeSubscription},
     payment::{PaymentMutation, PaymentQuery, PaymentSubscription},
+    reconcile::{ReconciliationMutation, ReconciliationQuery},
     registry::{RegistryMutation, RegistryQuery},
     tenant::{TenantMutation, TenantQuery},
 };
@@ -32,6 +33,7 @@ pub struct Query(
     NoticeQuery,
     BillingQuery,
     PaymentQuery,
+    ReconciliationQuery,
     MediaQuery,
 );
 
@@ -43,6 +45,7 @@ pub struct Mutation(
     NoticeMutation,
     BillingMutation,
     PaymentMutation,
+    ReconciliationMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -1,4 +1,6 @@
-//! `/gateway.do`: the common parameters and their signature, then the three trade methods.
+//! `/gateway.do`: the common parameters and their signature, then the methods: precreate,
+//! query and close here, refunds in `refund`, the bill's download URL in `bill_query`. Also
+//! routes the simulator page (`/pay/…`) and the unsigned bill download (`/bill/download`).
 //!
 //! Answers are `{"<method>_response": {...}, "sign": "..."}` where `sign` is RSA2 over the
 //! node's exact text; the body is put together by string concatenation so the signed text
@@ -15,16 +17,19 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 use serde_json::{Map, Value, json};
 
 use super::money::{format_yuan, parse_yuan};
-use super::{FakeOrder, Inner, State, TradeStatus, notify};
+use super::{FakeOrder, Inner, State, TradeStatus, bill_query, notify, refund};
 use crate::keys::{RsaSigner, corrupt_signature};
 use crate::support::{self, BEIJING, lock};
 
 /// How far `timestamp` may be from now. Alipay does not document a window; this is generous.
 const TIMESTAMP_TOLERANCE_SECS: i64 = 15 * 60;
-const METHODS: [&str; 3] = [
+const METHODS: [&str; 6] = [
     "alipay.trade.precreate",
     "alipay.trade.query",
     "alipay.trade.close",
+    "alipay.trade.refund",
+    "alipay.trade.fastpay.refund.query",
+    "alipay.data.dataservice.bill.downloadurl.query",
 ];
 /// Amounts Alipay accepts for one trade: 0.01 to 100,000,000.00 yuan.
 const MAX_TOTAL_FEN: i64 = 10_000_000_000;
@@ -52,6 +57,15 @@ impl Endpoint for AlipayEndpoint {
                 .map(|(_, v)| v.into_owned())
                 .unwrap_or_default();
             return Ok(notify::pay_page(&self.inner, &out_trade_no));
+        }
+        if path == "/bill/download" {
+            if req.method() != Method::GET {
+                return Ok(StatusCode::METHOD_NOT_ALLOWED.into_response());
+            }
+            return Ok(bill_query::download(
+                &self.inner,
+                req.uri().query().unwrap_or(""),
+            ));
         }
         if path != "/gateway.do" {
             return Ok(StatusCode::NOT_FOUND.into_response());
@@ -112,12 +126,12 @@ pub(super) fn parse_alipay_time(text: &str) -> Option<DateTime<FixedOffset>> {
 }
 
 /// A result node: `code` 10000 with fields, or an error.
-struct Node {
+pub(super) struct Node {
     fields: Map<String, Value>,
 }
 
 impl Node {
-    fn success(fields: Value) -> Node {
+    pub(super) fn success(fields: Value) -> Node {
         let mut node = Node::with_code("10000", "Success");
         if let Value::Object(extra) = fields {
             node.fields.extend(extra);
@@ -147,12 +161,12 @@ impl Node {
         Node::error("40002", sub_code, sub_msg)
     }
 
-    fn business(sub_code: &str, sub_msg: &str) -> Node {
+    pub(super) fn business(sub_code: &str, sub_msg: &str) -> Node {
         Node::error("40004", sub_code, sub_msg)
     }
 
     /// Adds the order's number, as Alipay's business errors about a trade do.
-    fn about(mut self, out_trade_no: &str) -> Node {
+    pub(super) fn about(mut self, out_trade_no: &str) -> Node {
         self.fields
             .insert("out_trade_no".to_owned(), json!(out_trade_no));
         self
@@ -277,17 +291,32 @@ fn dispatch(state: &mut State, public_base: &str, params: &BTreeMap<String, Stri
             Err(node) => node,
         },
         "alipay.trade.close" => close(state, app_id, &biz),
+        "alipay.trade.refund" => refund::refund(state, app_id, &biz),
+        "alipay.trade.fastpay.refund.query" => refund::query(state, app_id, &biz),
+        "alipay.data.dataservice.bill.downloadurl.query" => {
+            bill_query::download_url(state, public_base, app_id, &biz)
+        }
         _ => Node::invalid("isv.invalid-method", "不存在的方法名"),
     }
 }
 
-fn text<'a>(biz: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+pub(super) fn text<'a>(biz: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     biz.get(key)
         .and_then(Value::as_str)
         .filter(|v| !v.is_empty())
 }
 
-fn invalid_parameter(what: &str) -> Node {
+/// A yuan amount given as a string or a JSON number, in fen. A JSON number's text is what was
+/// written ("12.3"), so it parses exactly too.
+pub(super) fn amount(biz: &Map<String, Value>, key: &str) -> Option<i64> {
+    match biz.get(key) {
+        Some(Value::String(s)) => parse_yuan(s),
+        Some(Value::Number(n)) => parse_yuan(&n.to_string()),
+        _ => None,
+    }
+}
+
+pub(super) fn invalid_parameter(what: &str) -> Node {
     Node::business("ACQ.INVALID_PARAMETER", &format!("参数无效: {what}"))
 }
 
@@ -304,13 +333,7 @@ fn precreate(
     if !valid_out_trade_no(out_trade_no) {
         return invalid_parameter("out_trade_no 64个字符以内，仅支持字母、数字、下划线");
     }
-    // A JSON number's text is what was written ("12.3"), so it parses exactly too.
-    let total = match biz.get("total_amount") {
-        Some(Value::String(s)) => parse_yuan(s),
-        Some(Value::Number(n)) => parse_yuan(&n.to_string()),
-        _ => None,
-    };
-    let Some(total) = total.filter(|t| *t >= 1) else {
+    let Some(total) = amount(biz, "total_amount").filter(|t| *t >= 1) else {
         return invalid_parameter("total_amount");
     };
     if total > MAX_TOTAL_FEN {
@@ -375,6 +398,7 @@ fn precreate(
             times_created: 1,
             times_closed: 0,
             notifications_sent: 0,
+            refunded_fen: 0,
         },
     );
     Node::success(json!({ "out_trade_no": out_trade_no, "qr_code": qr_code }))
@@ -386,7 +410,7 @@ fn valid_out_trade_no(s: &str) -> bool {
 }
 
 /// The trade named by `trade_no` (preferred, as Alipay does) or `out_trade_no`, once scanned.
-fn find<'a>(
+pub(super) fn find<'a>(
     state: &'a mut State,
     app_id: &str,
     biz: &Map<String, Value>,
@@ -417,8 +441,10 @@ fn find<'a>(
         .ok_or_else(not_exist)
 }
 
+/// The trade as `alipay.trade.query` shows it. A trade closed by a full refund still shows
+/// what was paid.
 pub(super) fn query_fields(order: &FakeOrder) -> Value {
-    let paid = order.status == TradeStatus::TradeSuccess;
+    let paid = order.was_paid();
     let paid_amount = format_yuan(if paid { order.reported_total() } else { 0 });
     let total = if paid {
         order.reported_total()

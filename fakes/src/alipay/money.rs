@@ -26,9 +26,20 @@ pub fn parse_yuan(text: &str) -> Option<i64> {
 
 /// Fen as yuan with exactly two decimals (`1230` → `"12.30"`).
 pub fn format_yuan(fen: i64) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    let abs = fen.unsigned_abs();
-    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+    Yuan(fen).to_string()
+}
+
+/// Fen that display as yuan with exactly two decimals, for writing amounts straight into a
+/// larger text (the bill) without a `String` per amount.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Yuan(pub(crate) i64);
+
+impl std::fmt::Display for Yuan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        write!(f, "{sign}{}.{:02}", abs / 100, abs % 100)
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,10 @@
 //! The asynchronous notification (`trade_status_sync`): form parameters signed with RSA2 over
 //! the sorted parameters without `sign` and `sign_type`, POSTed form-encoded until our route
 //! answers the literal body `success`; and the simulator page that pays and notifies.
+//!
+//! Alipay reports a refund on the same notify: the payment's parameters again, plus
+//! `refund_fee` (the trade's refunded total), `gmt_refund` (with milliseconds) and `out_biz_no`
+//! (the refund's `out_request_no`), `trade_status` TRADE_CLOSED once everything is refunded.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +14,7 @@ use poem::http::StatusCode;
 
 use super::gateway::signing_content;
 use super::money::format_yuan;
-use super::{FakeOrder, Inner, State, TradeStatus};
+use super::{FakeOrder, FakeRefund, Inner, State, TradeStatus};
 use crate::support::{self, Delivery, lock};
 
 /// The notification for a paid trade (TRADE_SUCCESS) or a scanned trade that was closed
@@ -19,8 +23,64 @@ pub(super) fn notification(state: &State, order: &FakeOrder) -> Option<Vec<(Stri
     if !order.scanned || order.status == TradeStatus::WaitBuyerPay {
         return None;
     }
-    let app = state.apps.get(&order.app_id)?;
-    let paid = order.status == TradeStatus::TradeSuccess;
+    sign(state, &order.app_id, trade_params(order))
+}
+
+/// The notification reporting `refund`: the trade's parameters as they stood right after it.
+pub(super) fn refund_notification(
+    state: &State,
+    refund: &FakeRefund,
+) -> Option<Vec<(String, String)>> {
+    let order = state
+        .orders
+        .get(&(refund.app_id.clone(), refund.out_trade_no.clone()))?;
+    // The refunded total up to and including this refund, which is what Alipay sent then.
+    let refunded: i64 = state
+        .refunds
+        .iter()
+        .filter(|r| r.app_id == refund.app_id && r.out_trade_no == refund.out_trade_no)
+        .scan(false, |past, r| {
+            let counted = !*past;
+            *past = *past || r.out_request_no == refund.out_request_no;
+            counted.then_some(r.amount_fen)
+        })
+        .sum();
+    let closed = refunded >= order.reported_total();
+    let mut params = trade_params(order);
+    let status = if closed {
+        TradeStatus::TradeClosed
+    } else {
+        TradeStatus::TradeSuccess
+    };
+    params.insert("trade_status".to_owned(), status.as_str().to_owned());
+    if !closed {
+        params.remove("gmt_close");
+    }
+    params.insert("refund_fee".to_owned(), format_yuan(refunded));
+    params.insert("gmt_refund".to_owned(), refund.gmt_refund.clone());
+    params.insert("out_biz_no".to_owned(), refund.out_request_no.clone());
+    sign(state, &order.app_id, params)
+}
+
+/// Signs with the app's Alipay key over the sorted parameters without `sign` and `sign_type`.
+fn sign(
+    state: &State,
+    app_id: &str,
+    mut params: BTreeMap<String, String>,
+) -> Option<Vec<(String, String)>> {
+    let app = state.apps.get(app_id)?;
+    let sign = app
+        .signer
+        .sign(signing_content(&params, &["sign", "sign_type"]).as_bytes());
+    params.insert("sign".to_owned(), sign);
+    Some(params.into_iter().collect())
+}
+
+/// The parameters that describe the trade now, unsigned, with a new `notify_id`: the paid
+/// amounts once the buyer paid (even if a full refund closed it since), `gmt_close` once
+/// closed.
+fn trade_params(order: &FakeOrder) -> BTreeMap<String, String> {
+    let paid = order.was_paid();
     let now = support::alipay_time(support::now_beijing());
     let mut params: BTreeMap<String, String> = [
         ("notify_time", now),
@@ -70,16 +130,14 @@ pub(super) fn notification(state: &State, order: &FakeOrder) -> Option<Vec<(Stri
         );
     } else {
         params.insert("total_amount".to_owned(), format_yuan(order.total));
+    }
+    if order.status == TradeStatus::TradeClosed {
         params.insert(
             "gmt_close".to_owned(),
             order.gmt_close.clone().unwrap_or_default(),
         );
     }
-    let sign = app
-        .signer
-        .sign(signing_content(&params, &["sign", "sign_type"]).as_bytes());
-    params.insert("sign".to_owned(), sign);
-    Some(params.into_iter().collect())
+    params
 }
 
 pub(super) fn form_body(params: &[(String, String)]) -> String {

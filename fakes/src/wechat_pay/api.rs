@@ -1,10 +1,14 @@
 //! The HTTP side: routing, the checks WeChat Pay makes on every request, the order routes and
-//! the platform certificate list.
+//! the platform certificate list. The refund routes are in [`refunds`], the bill routes in
+//! [`bills`].
 //!
 //! Errors follow WeChat Pay's rules: a 4xx/5xx status with `{"code", "message"}` (and
 //! `detail` for PARAM_ERROR). Only requests whose signature verified get signed answers: the
 //! docs say WeChat Pay signs "对于签名验证成功的请求", so header and signature refusals come
 //! unsigned.
+
+mod bills;
+mod refunds;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,20 +33,20 @@ impl Endpoint for WechatPayEndpoint {
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let body = req.take_body().into_bytes().await?;
-        let (route, out_trade_no) = match parse_route(req.method(), req.uri().path()) {
+        let (route, path_id) = match parse_route(req.method(), req.uri().path()) {
             Ok(found) => found,
             Err(status) => return Ok(status.into_response()),
         };
         if route == WechatPayRoute::PayPage {
             *lock(&self.inner.state).calls.entry(route).or_default() += 1;
-            return Ok(notify::pay_page(&self.inner, &out_trade_no));
+            return Ok(notify::pay_page(&self.inner, &path_id));
         }
         let mut state = lock(&self.inner.state);
         *state.calls.entry(route).or_default() += 1;
         let call = Call {
             req: &req,
             route,
-            out_trade_no: &out_trade_no,
+            path_id: &path_id,
             body: &body,
             public_base: &self.inner.public_base,
         };
@@ -52,14 +56,23 @@ impl Endpoint for WechatPayEndpoint {
     }
 }
 
-/// The route, and the `out_trade_no` in its path (empty for the routes without one).
+/// The route, and the `out_trade_no` or `out_refund_no` in its path (empty for the routes
+/// without one).
 fn parse_route(method: &Method, path: &str) -> Result<(WechatPayRoute, String), StatusCode> {
-    let (route, out_trade_no, expected) = match path {
+    let (route, path_id, expected) = match path {
         "/v3/pay/transactions/jsapi" => (WechatPayRoute::Jsapi, String::new(), Method::POST),
         "/v3/pay/transactions/native" => (WechatPayRoute::Native, String::new(), Method::POST),
         "/v3/certificates" => (WechatPayRoute::Certificates, String::new(), Method::GET),
+        "/v3/refund/domestic/refunds" => (WechatPayRoute::Refund, String::new(), Method::POST),
+        "/v3/bill/tradebill" => (WechatPayRoute::TradeBill, String::new(), Method::GET),
+        "/v3/billdownload/file" => (WechatPayRoute::BillDownload, String::new(), Method::GET),
         _ => {
-            if let Some(rest) = path.strip_prefix("/v3/pay/transactions/out-trade-no/") {
+            if let Some(no) = path
+                .strip_prefix("/v3/refund/domestic/refunds/")
+                .filter(|n| !n.is_empty() && !n.contains('/'))
+            {
+                (WechatPayRoute::RefundQuery, percent_decode(no), Method::GET)
+            } else if let Some(rest) = path.strip_prefix("/v3/pay/transactions/out-trade-no/") {
                 match rest.strip_suffix("/close") {
                     Some(no) if !no.contains('/') => {
                         (WechatPayRoute::Close, percent_decode(no), Method::POST)
@@ -79,7 +92,7 @@ fn parse_route(method: &Method, path: &str) -> Result<(WechatPayRoute, String), 
     if *method != expected {
         return Err(StatusCode::METHOD_NOT_ALLOWED);
     }
-    Ok((route, out_trade_no))
+    Ok((route, path_id))
 }
 
 fn percent_decode(s: &str) -> String {
@@ -123,6 +136,18 @@ impl Refusal {
         }
     }
 
+    /// What [`super::FakeWechatPay::fail_next`] makes the next call answer, with WeChat's
+    /// message for the codes it documents.
+    fn injected(status: u16, code: &str) -> Refusal {
+        let message = match code {
+            "SYSTEM_ERROR" => "系统错误",
+            "FREQUENCY_LIMITED" => "频率超限",
+            "NOT_ENOUGH" => "基本账户余额不足，请充值后重新发起",
+            _ => "模拟的错误 (injected)",
+        };
+        Refusal::new(status, code, message)
+    }
+
     fn sign_error(message: &str) -> Refusal {
         Refusal::new(401, "SIGN_ERROR", message)
     }
@@ -164,12 +189,20 @@ impl Refusal {
     }
 }
 
+/// What a route answers when it does not refuse: JSON (or nothing), or a file.
+enum Reply {
+    Json(StatusCode, Option<Value>),
+    /// Raw bytes, `application/octet-stream`, never signed (the bill download).
+    File(Vec<u8>),
+}
+
 /// An answer ready to be written: signed when the request's signature verified.
 struct Answer {
     status: StatusCode,
     body: Option<Value>,
     signer: Option<Signer>,
     tamper: bool,
+    file: Option<Vec<u8>>,
 }
 
 impl Answer {
@@ -179,10 +212,28 @@ impl Answer {
             body: Some(r.body()),
             signer: None,
             tamper: false,
+            file: None,
+        }
+    }
+
+    fn file(bytes: Vec<u8>) -> Answer {
+        Answer {
+            status: StatusCode::OK,
+            body: None,
+            signer: None,
+            tamper: false,
+            file: Some(bytes),
         }
     }
 
     fn into_response(self) -> Response {
+        if let Some(bytes) = self.file {
+            return Response::builder()
+                .status(self.status)
+                .header("Request-ID", request_id())
+                .content_type("application/octet-stream")
+                .body(bytes);
+        }
         let text = self.body.map(|v| v.to_string()).unwrap_or_default();
         let mut builder = Response::builder()
             .status(self.status)
@@ -210,7 +261,8 @@ fn request_id() -> String {
 struct Call<'a> {
     req: &'a Request,
     route: WechatPayRoute,
-    out_trade_no: &'a str,
+    /// The `out_trade_no` or `out_refund_no` in the path, or empty.
+    path_id: &'a str,
     body: &'a [u8],
     public_base: &'a str,
 }
@@ -225,11 +277,12 @@ impl Call<'_> {
             Err(r) => return Answer::unsigned(&r),
         };
         let result = match state.fail_next.take() {
-            Some((status, code)) => Err(Refusal::new(status, &code, "模拟的错误 (injected)")),
+            Some((status, code)) => Err(Refusal::injected(status, &code)),
             None => self.dispatch(state, &mchid),
         };
         let (status, body) = match result {
-            Ok(ok) => ok,
+            Ok(Reply::Json(status, body)) => (status, body),
+            Ok(Reply::File(bytes)) => return Answer::file(bytes),
             Err(r) if r.status == StatusCode::UNAUTHORIZED => return Answer::unsigned(&r),
             Err(r) => (r.status, Some(r.body())),
         };
@@ -238,10 +291,12 @@ impl Call<'_> {
             body,
             signer: state.merchants.get(&mchid).map(|m| m.signer.clone()),
             tamper: std::mem::take(&mut state.tamper_next),
+            file: None,
         }
     }
 
-    /// The HTTP rules: a User-Agent, JSON accepted, JSON sent.
+    /// The HTTP rules: a User-Agent, JSON accepted (or a file, on the bill download), JSON
+    /// sent.
     fn check_headers(&self) -> Result<(), Refusal> {
         let headers = self.req.headers();
         let value = |name| headers.get(name).and_then(|v| v.to_str().ok());
@@ -249,9 +304,11 @@ impl Call<'_> {
             return Err(Refusal::invalid_request("Http头缺少Accept或User-Agent"));
         }
         if let Some(accept) = value(header::ACCEPT) {
+            let download = self.route == WechatPayRoute::BillDownload;
             let ok = accept.split(',').any(|part| {
                 let media = part.split(';').next().unwrap_or("").trim();
                 matches!(media, "application/json" | "application/*" | "*/*")
+                    || (download && media == "application/octet-stream")
             });
             if !ok {
                 return Err(Refusal::invalid_request(
@@ -329,18 +386,29 @@ impl Call<'_> {
         }
     }
 
-    fn dispatch(
-        &self,
-        state: &mut State,
-        mchid: &str,
-    ) -> Result<(StatusCode, Option<Value>), Refusal> {
-        match self.route {
+    fn dispatch(&self, state: &mut State, mchid: &str) -> Result<Reply, Refusal> {
+        let json = match self.route {
             WechatPayRoute::Jsapi | WechatPayRoute::Native => self.create(state, mchid),
             WechatPayRoute::Query => self.query(state, mchid),
             WechatPayRoute::Close => self.close(state, mchid),
             WechatPayRoute::Certificates => certificates(state, mchid),
+            WechatPayRoute::Refund => refunds::create(self, state, mchid),
+            WechatPayRoute::RefundQuery => refunds::query(self, state, mchid),
+            WechatPayRoute::TradeBill => bills::trade_bill(self, state, mchid),
+            WechatPayRoute::BillDownload => {
+                return bills::download(self, state, mchid).map(Reply::File);
+            }
             WechatPayRoute::PayPage => Err(Refusal::new(404, "NOT_FOUND", "Not Found")),
-        }
+        };
+        json.map(|(status, body)| Reply::Json(status, body))
+    }
+
+    /// The query string's value for `name`, if present and not empty.
+    fn query_param(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(self.req.uri().query().unwrap_or("").as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .filter(|v| !v.is_empty())
     }
 
     fn json_body(&self) -> Result<Value, Refusal> {
@@ -399,17 +467,13 @@ impl Call<'_> {
     }
 
     fn query(&self, state: &State, mchid: &str) -> Result<(StatusCode, Option<Value>), Refusal> {
-        let query_mchid = form_urlencoded::parse(self.req.uri().query().unwrap_or("").as_bytes())
-            .find(|(k, _)| k == "mchid")
-            .map(|(_, v)| v.into_owned())
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| {
-                Refusal::param(
-                    "query",
-                    "mchid",
-                    "输入源“/query/mchid”映射到字段“直连商户号”必填性规则校验失败，此字段为必填项",
-                )
-            })?;
+        let query_mchid = self.query_param("mchid").ok_or_else(|| {
+            Refusal::param(
+                "query",
+                "mchid",
+                "输入源“/query/mchid”映射到字段“直连商户号”必填性规则校验失败，此字段为必填项",
+            )
+        })?;
         if query_mchid != mchid {
             return Err(Refusal::sign_error(
                 "Authorization中的mchid与请求的mchid不一致",
@@ -417,7 +481,7 @@ impl Call<'_> {
         }
         let order = state
             .orders
-            .get(&(mchid.to_owned(), self.out_trade_no.to_owned()))
+            .get(&(mchid.to_owned(), self.path_id.to_owned()))
             .ok_or_else(|| Refusal::new(404, "ORDER_NOT_EXIST", "订单不存在"))?;
         Ok((StatusCode::OK, Some(notify::transaction_json(order))))
     }
@@ -440,7 +504,7 @@ impl Call<'_> {
         }
         let order = state
             .orders
-            .get_mut(&(mchid.to_owned(), self.out_trade_no.to_owned()))
+            .get_mut(&(mchid.to_owned(), self.path_id.to_owned()))
             .ok_or_else(|| Refusal::new(404, "ORDER_NOT_EXIST", "订单不存在"))?;
         if order.state == TradeState::Success {
             return Err(Refusal::new(400, "ORDERPAID", "该订单已支付"));
@@ -645,6 +709,22 @@ mod tests {
         assert_eq!(
             parse_route(&Method::GET, "/v3/certificates").ok(),
             Some((WechatPayRoute::Certificates, String::new()))
+        );
+        assert_eq!(
+            parse_route(&Method::GET, "/v3/refund/domestic/refunds/R%40001").ok(),
+            Some((WechatPayRoute::RefundQuery, "R@001".to_owned()))
+        );
+        assert_eq!(
+            parse_route(&Method::POST, "/v3/refund/domestic/refunds").ok(),
+            Some((WechatPayRoute::Refund, String::new()))
+        );
+        assert_eq!(
+            parse_route(&Method::GET, "/v3/billdownload/file").ok(),
+            Some((WechatPayRoute::BillDownload, String::new()))
+        );
+        assert_eq!(
+            parse_route(&Method::POST, "/v3/bill/tradebill").err(),
+            Some(StatusCode::METHOD_NOT_ALLOWED)
         );
         assert_eq!(
             parse_route(&Method::GET, "/v3/pay/transactions/jsapi").err(),

@@ -1,7 +1,7 @@
 //! What WeChat Pay writes: the transaction JSON (query answers and notification resources),
 //! its signature headers, AEAD_AES_256_GCM encryption (notification resources and the
-//! certificate list), the `TRANSACTION.SUCCESS` notification, and the simulator page that pays
-//! an order and delivers that notification.
+//! certificate list), the `TRANSACTION.SUCCESS` and `REFUND.*` notifications, and the simulator
+//! page that pays an order and delivers its notification.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use poem::Response;
 use poem::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::{FakeOrder, Inner, SignedCallback, Signer, State, TradeState};
+use super::{FakeOrder, FakeRefund, Inner, SignedCallback, Signer, State, TradeState, refund};
 use crate::keys::corrupt_signature;
 use crate::support::{self, Delivery, lock};
 
@@ -82,29 +82,16 @@ fn notification_body(state: &State, order: &FakeOrder) -> Option<String> {
         return None;
     }
     let merchant = state.merchants.get(&order.mch_id)?;
-    let nonce = support::random_hex()[..12].to_owned();
-    let associated_data = "transaction";
-    let ciphertext = encrypt(
+    let event = Event {
+        event_type: "TRANSACTION.SUCCESS",
+        summary: "支付成功",
+        original_type: "transaction",
+    };
+    Some(envelope(
         &merchant.apiv3_key,
-        &nonce,
-        associated_data,
-        transaction_json(order).to_string(),
-    );
-    let body = json!({
-        "id": uuid::Uuid::new_v4().to_string(),
-        "create_time": support::rfc3339(support::now_beijing()),
-        "resource_type": "encrypt-resource",
-        "event_type": "TRANSACTION.SUCCESS",
-        "summary": "支付成功",
-        "resource": {
-            "original_type": "transaction",
-            "algorithm": "AEAD_AES_256_GCM",
-            "ciphertext": ciphertext,
-            "associated_data": associated_data,
-            "nonce": nonce,
-        },
-    });
-    Some(body.to_string())
+        &event,
+        transaction_json(order),
+    ))
 }
 
 pub(super) fn notification(state: &State, order: &FakeOrder) -> Option<SignedCallback> {
@@ -114,6 +101,53 @@ pub(super) fn notification(state: &State, order: &FakeOrder) -> Option<SignedCal
         headers: callback_headers(signer, &body),
         body,
     })
+}
+
+/// The `REFUND.*` notification for the refund's status (a new id each time), or None while it
+/// is processing or if its merchant is gone.
+pub(super) fn refund_notification(state: &State, refund: &FakeRefund) -> Option<SignedCallback> {
+    let (event_type, summary) = refund.status.event()?;
+    let merchant = state.merchants.get(&refund.mch_id)?;
+    let event = Event {
+        event_type,
+        summary,
+        original_type: "refund",
+    };
+    let body = envelope(&merchant.apiv3_key, &event, refund::resource_json(refund));
+    Some(SignedCallback {
+        headers: callback_headers(&merchant.signer, &body),
+        body,
+    })
+}
+
+/// What a notification says it is about.
+struct Event {
+    event_type: &'static str,
+    summary: &'static str,
+    /// `resource.original_type`, also used as the resource's `associated_data`.
+    original_type: &'static str,
+}
+
+/// A notification body: a fresh id and nonce, the resource encrypted with the APIv3 key.
+fn envelope(apiv3_key: &[u8], event: &Event, resource: Value) -> String {
+    let nonce = support::random_hex()[..12].to_owned();
+    let associated_data = event.original_type;
+    let ciphertext = encrypt(apiv3_key, &nonce, associated_data, resource.to_string());
+    let body = json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "create_time": support::rfc3339(support::now_beijing()),
+        "resource_type": "encrypt-resource",
+        "event_type": event.event_type,
+        "summary": event.summary,
+        "resource": {
+            "original_type": event.original_type,
+            "algorithm": "AEAD_AES_256_GCM",
+            "ciphertext": ciphertext,
+            "associated_data": associated_data,
+            "nonce": nonce,
+        },
+    });
+    body.to_string()
 }
 
 /// AEAD_AES_256_GCM: base64 of the ciphertext followed by the 16-byte tag.

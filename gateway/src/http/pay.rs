@@ -1,5 +1,5 @@
-//! `POST /pay/wechat/notify` and `POST /pay/alipay/notify`: the providers' payment
-//! notifications, handed with their raw headers and body to the resolvers' callback handling,
+//! `POST /pay/wechat/notify`, `POST /pay/wechat/refund-notify` and `POST /pay/alipay/notify`: the
+//! providers' payment and refund notifications, handed with their raw headers and body to the resolvers' callback handling,
 //! which verifies, stores and answers.
 
 use std::sync::Arc;
@@ -54,4 +54,17 @@ pub async fn alipay_notify(req: &Request, body: Body, state: Data<&Arc<State>>) 
     };
     let h = headers(req);
     answer(minigate_resolvers::payment::callback::alipay_notify(&state.deps, &h, &body).await)
+}
+
+#[poem::handler]
+pub async fn wechat_refund_notify(req: &Request, body: Body, state: Data<&Arc<State>>) -> Response {
+    let body = match read(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let h = headers(req);
+    answer(
+        minigate_resolvers::payment::refund_callback::wechat_refund_notify(&state.deps, &h, &body)
+            .await,
+    )
 }

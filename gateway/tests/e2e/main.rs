@@ -20,6 +20,8 @@ mod pay_callbacks;
 mod paying;
 mod payments;
 mod realtime;
+mod reconciliation;
+mod refunds;
 mod registry;
 mod simulator;
 mod tenancy;

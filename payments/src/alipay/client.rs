@@ -37,6 +37,10 @@ impl AlipayApi {
         }
     }
 
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// Opens a QR order; returns the `qr_code` to show.
     pub async fn precreate(&self, m: &AlipayMerchant, order: &NewOrder<'_>) -> Result<String> {
         let biz = json!({
@@ -75,7 +79,7 @@ impl AlipayApi {
         }
     }
 
-    async fn call(
+    pub(super) async fn call(
         &self,
         m: &AlipayMerchant,
         method: &str,
@@ -142,7 +146,7 @@ impl AlipayApi {
     }
 }
 
-fn str_field(v: &serde_json::Value, key: &str) -> Option<String> {
+pub(super) fn str_field(v: &serde_json::Value, key: &str) -> Option<String> {
     v.get(key).and_then(|s| s.as_str()).map(str::to_owned)
 }
 

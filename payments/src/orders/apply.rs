@@ -195,6 +195,7 @@ mod tests {
             provider_trade_no: None,
             paid_fen: paid,
             paid_at: None,
+            refunded_fen: 0,
             expires_at: now + Duration::minutes(30),
             next_query_at: now,
             query_count: 0,

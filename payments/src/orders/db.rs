@@ -26,6 +26,8 @@ pub struct OrderRow {
     pub provider_trade_no: Option<String>,
     pub paid_fen: Option<i64>,
     pub paid_at: Option<DateTime<Utc>>,
+    /// What refunds have given back so far (successful refunds only).
+    pub refunded_fen: i64,
     pub expires_at: DateTime<Utc>,
     pub next_query_at: DateTime<Utc>,
     pub query_count: i32,
@@ -38,7 +40,7 @@ pub struct OrderRow {
 /// The columns of [`OrderRow`], for `select` and `returning`.
 macro_rules! returning {
     () => {
-        "id, tenant_id, bill_id, provider, channel, out_trade_no, merchant_id, app_id, amount_fen, description, status, payer_openid, code_url, prepay_id, provider_trade_no, paid_fen, paid_at, expires_at, next_query_at, query_count, closed_at, created_by, created_at, updated_at"
+        "id, tenant_id, bill_id, provider, channel, out_trade_no, merchant_id, app_id, amount_fen, description, status, payer_openid, code_url, prepay_id, provider_trade_no, paid_fen, paid_at, refunded_fen, expires_at, next_query_at, query_count, closed_at, created_by, created_at, updated_at"
     };
 }
 
@@ -119,6 +121,26 @@ pub async fn find_order(c: &mut Conn, id: Id) -> Result<Option<OrderRow>> {
         OrderRow,
         select_order!("where id = $1"),
         id
+    )?)
+}
+
+/// The orders with these ids.
+pub async fn by_ids(c: &mut Conn, ids: &[Id]) -> Result<Vec<OrderRow>> {
+    Ok(store::fetch_all!(
+        c,
+        OrderRow,
+        select_order!("where id = any($1)"),
+        store::List(ids.to_vec())
+    )?)
+}
+
+/// The orders with these numbers (a batch of bill rows).
+pub async fn by_out_trade_nos(c: &mut Conn, nos: &[String]) -> Result<Vec<OrderRow>> {
+    Ok(store::fetch_all!(
+        c,
+        OrderRow,
+        select_order!("where out_trade_no = any($1)"),
+        store::List(nos.to_vec())
     )?)
 }
 
@@ -328,7 +350,7 @@ pub async fn open_flags(c: &mut Conn, tenant_id: Id, limit: i64) -> Result<Vec<F
 }
 
 /// Writes a ledger entry once per order, kind and provider transaction; `false` if it existed.
-pub(super) async fn insert_ledger(
+pub(crate) async fn insert_ledger(
     c: &mut Conn,
     o: &OrderRow,
     kind: &str,

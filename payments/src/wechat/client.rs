@@ -33,9 +33,9 @@ pub struct WechatPayApi {
 }
 
 /// A verified answer.
-struct Answer {
+pub(super) struct Answer {
     status: u16,
-    body: Vec<u8>,
+    pub(super) body: Vec<u8>,
 }
 
 impl WechatPayApi {
@@ -44,6 +44,10 @@ impl WechatPayApi {
             http,
             base: base.trim_end_matches('/').to_owned(),
         }
+    }
+
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// Opens a Native order (no payer) or a JSAPI order (with the payer's openid).
@@ -101,7 +105,7 @@ impl WechatPayApi {
         }
     }
 
-    async fn call(
+    pub(super) async fn call(
         &self,
         m: &WechatMerchant,
         method: Method,
@@ -282,7 +286,7 @@ pub fn rfc3339_beijing(t: DateTime<Utc>) -> String {
         .to_rfc3339_opts(SecondsFormat::Secs, false)
 }
 
-fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T> {
+pub(super) fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| Error::Malformed(format!("WeChat Pay JSON: {e}")))
 }
 

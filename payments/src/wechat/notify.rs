@@ -31,14 +31,23 @@ struct Resource {
     nonce: String,
 }
 
+/// A verified, decrypted notification: its id, its event and the resource's plain text.
+pub(crate) struct Opened {
+    pub id: String,
+    pub event_type: String,
+    pub plain: Vec<u8>,
+}
+
 /// Verifies a notification to merchant `m` (signature and the 5-minute window around `now`,
-/// Unix seconds), then decrypts and reads its transaction.
-pub fn open(
+/// Unix seconds; `None` re-verifies a stored one without the window), checks its event is one
+/// of `event_prefix` (`TRANSACTION.`, `REFUND.`) and decrypts its resource.
+pub(crate) fn open_envelope(
     m: &WechatMerchant,
     headers: &[(String, String)],
     body: &[u8],
     now: Option<i64>,
-) -> Result<Notification> {
+    event_prefix: &str,
+) -> Result<Opened> {
     let signed = Signed {
         timestamp: header(headers, "wechatpay-timestamp"),
         nonce: header(headers, "wechatpay-nonce"),
@@ -58,9 +67,9 @@ pub fn open(
             env.resource.algorithm
         )));
     }
-    if !env.event_type.starts_with("TRANSACTION.") {
+    if !env.event_type.starts_with(event_prefix) {
         return Err(Error::Malformed(format!(
-            "event {} is not a payment notification",
+            "event {} is not a {event_prefix} notification",
             env.event_type
         )));
     }
@@ -70,13 +79,29 @@ pub fn open(
         &env.resource.associated_data,
         &env.resource.ciphertext,
     )?;
-    let tx = transaction(&plain)?;
+    Ok(Opened {
+        id: env.id,
+        event_type: env.event_type,
+        plain,
+    })
+}
+
+/// Verifies a payment notification to merchant `m` (see [`open_envelope`]) and reads its
+/// transaction.
+pub fn open(
+    m: &WechatMerchant,
+    headers: &[(String, String)],
+    body: &[u8],
+    now: Option<i64>,
+) -> Result<Notification> {
+    let opened = open_envelope(m, headers, body, now, "TRANSACTION.")?;
+    let tx = transaction(&opened.plain)?;
     let merchant_id = tx.mchid.clone();
     let app_id = tx.appid.clone();
     Ok(Notification {
         provider: Provider::Wechat,
-        dedup_key: env.id,
-        event_type: env.event_type,
+        dedup_key: opened.id,
+        event_type: opened.event_type,
         merchant_id,
         app_id,
         trade: tx.into_trade()?,

@@ -34,8 +34,12 @@ pub enum Outcome {
     Duplicate,
     /// Stored and flagged for a person (amount, merchant, unknown order, paid after close).
     Flagged,
-    /// Not a payment (an Alipay refund report, a trade still waiting or closed).
+    /// Not a payment (a trade still waiting or closed).
     NoPayment,
+    /// A refund moved (succeeded, closed, went abnormal).
+    RefundApplied,
+    /// A refund report that changed nothing (already known).
+    RefundUnchanged,
 }
 
 impl Outcome {
@@ -46,12 +50,14 @@ impl Outcome {
             Outcome::Duplicate => "DUPLICATE",
             Outcome::Flagged => "FLAGGED",
             Outcome::NoPayment => "NO_PAYMENT",
+            Outcome::RefundApplied => "REFUND_APPLIED",
+            Outcome::RefundUnchanged => "REFUND_UNCHANGED",
         }
     }
 }
 
 /// Why a notification was refused before anything was stored.
-fn refused(provider: &str, e: &minigate_payments::Error) -> (u16, &'static str) {
+pub(super) fn refused(provider: &str, e: &minigate_payments::Error) -> (u16, &'static str) {
     tracing::warn!(provider, code = e.code(), error = %e, "payment notification refused");
     metrics::counter!("minigate_payment_notifications_total", "provider" => provider.to_owned(), "outcome" => e.code())
         .increment(1);
@@ -61,7 +67,7 @@ fn refused(provider: &str, e: &minigate_payments::Error) -> (u16, &'static str) 
     }
 }
 
-fn wechat_reply(status: u16, code: &str, message: &str) -> Reply {
+pub(super) fn wechat_reply(status: u16, code: &str, message: &str) -> Reply {
     if (200..300).contains(&status) {
         return Reply {
             status: 204,
@@ -77,7 +83,7 @@ fn wechat_reply(status: u16, code: &str, message: &str) -> Reply {
     }
 }
 
-fn alipay_reply(status: u16) -> Reply {
+pub(super) fn alipay_reply(status: u16) -> Reply {
     Reply {
         status,
         content_type: "text/plain; charset=utf-8",
@@ -89,18 +95,22 @@ fn alipay_reply(status: u16) -> Reply {
     }
 }
 
-/// `POST /pay/wechat/notify`. `headers` are the request's, names in lower case.
-pub async fn wechat_notify(d: &Deps, headers: &[(String, String)], body: &[u8]) -> Reply {
+/// The merchants a WeChat Pay notification may be for, by the key that signed it; a key nobody
+/// has may be a platform certificate WeChat Pay rotated in, so they are fetched once
+/// (rate-limited) before giving up. `Err` is the reply to send.
+pub(super) async fn wechat_candidates(
+    d: &Deps,
+    headers: &[(String, String)],
+) -> Result<Vec<std::sync::Arc<minigate_payments::WechatMerchant>>, Reply> {
     let serial = wechat::notify::serial(headers).to_owned();
     let mut candidates = match d.payments.merchants.wechat_by_serial(&serial).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "merchants could not be loaded for a notification");
-            return wechat_reply(500, e.code(), "try again");
+            return Err(wechat_reply(500, e.code(), "try again"));
         }
     };
     if candidates.is_empty() {
-        // Perhaps a platform certificate WeChat Pay rotated in: fetch them (rate-limited).
         let p = &d.payments;
         if let Ok(n) = p.merchants.download_certificates(&p.wechat, true).await
             && n > 0
@@ -115,8 +125,17 @@ pub async fn wechat_notify(d: &Deps, headers: &[(String, String)], body: &[u8]) 
     if candidates.is_empty() {
         let e = minigate_payments::Error::UnknownSerial(serial);
         let (status, code) = refused("wechat", &e);
-        return wechat_reply(status, code, "unknown Wechatpay-Serial");
+        return Err(wechat_reply(status, code, "unknown Wechatpay-Serial"));
     }
+    Ok(candidates)
+}
+
+/// `POST /pay/wechat/notify`. `headers` are the request's, names in lower case.
+pub async fn wechat_notify(d: &Deps, headers: &[(String, String)], body: &[u8]) -> Reply {
+    let candidates = match wechat_candidates(d, headers).await {
+        Ok(c) => c,
+        Err(reply) => return reply,
+    };
     let now = Utc::now().timestamp();
     let mut failure = None;
     for m in candidates {
@@ -160,6 +179,10 @@ pub async fn alipay_notify(d: &Deps, headers: &[(String, String)], body: &[u8]) 
         Ok(n) => n,
         Err(e) => return alipay_reply(refused("alipay", &e).0),
     };
+    if n.refund_report {
+        return super::refund_callback::alipay_refund_report(d, &m, &n, &params, headers, body)
+            .await;
+    }
     match record(d, m.tenant_id, &m.app_id, &n, headers, body).await {
         Ok(_) => alipay_reply(200),
         Err(e) => {
@@ -301,7 +324,7 @@ pub async fn record(
     Ok(count(provider, outcome))
 }
 
-fn count(provider: &str, o: Outcome) -> Outcome {
+pub(super) fn count(provider: &str, o: Outcome) -> Outcome {
     metrics::counter!("minigate_payment_notifications_total", "provider" => provider.to_owned(), "outcome" => o.as_str())
         .increment(1);
     o

@@ -3,6 +3,7 @@ use chrono::{DateTime, Utc};
 use minigate_payments::{
     money,
     orders::{Channel, OrderRow},
+    refunds::{self, RefundRow},
 };
 
 use super::qr;
@@ -96,6 +97,23 @@ impl Payment {
     async fn paid_at(&self) -> Option<DateTime<Utc>> {
         self.0.paid_at
     }
+    /// What the payer paid, once paid.
+    async fn paid_fen(&self) -> Option<i64> {
+        self.0.paid_fen
+    }
+    /// What successful refunds gave back.
+    async fn refunded_fen(&self) -> i64 {
+        self.0.refunded_fen
+    }
+    /// The refunds of this payment, oldest first: operators only (others see an empty list).
+    async fn refunds(&self, ctx: &Context<'_>) -> Result<Vec<Refund>> {
+        if viewer(ctx)?.require_admin().is_err() {
+            return Ok(Vec::new());
+        }
+        let mut c = deps(ctx)?.db.conn().await?;
+        let rows = refunds::db::list_for_order(&mut c, self.0.id).await?;
+        Ok(rows.into_iter().map(Refund).collect())
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -172,5 +190,62 @@ impl PaymentUpdate {
     }
     async fn payment(&self) -> &Payment {
         &self.payment
+    }
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RefundStatus {
+    /// Accepted by the provider, the money is on its way back.
+    Processing,
+    /// The money is back with the payer.
+    Success,
+    /// Stuck at the provider (the payer's account closed, …): needs a person.
+    Abnormal,
+    /// Will not happen; `failure` says why.
+    Closed,
+}
+
+/// One refund of a payment.
+pub struct Refund(pub RefundRow);
+
+#[Object]
+impl Refund {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn payment_id(&self) -> ID {
+        ID(self.0.order_id.to_string())
+    }
+    async fn amount_fen(&self) -> i64 {
+        self.0.amount_fen
+    }
+    async fn amount_yuan(&self) -> String {
+        money::format_yuan(self.0.amount_fen)
+    }
+    async fn reason(&self) -> &str {
+        &self.0.reason
+    }
+    async fn status(&self) -> Result<RefundStatus> {
+        Ok(match self.0.status.as_str() {
+            "PROCESSING" => RefundStatus::Processing,
+            "SUCCESS" => RefundStatus::Success,
+            "ABNORMAL" => RefundStatus::Abnormal,
+            "CLOSED" => RefundStatus::Closed,
+            other => return Err(Error::Internal(format!("refund status {other}"))),
+        })
+    }
+    /// The provider's code when it refused or gave up (`NOT_ENOUGH`, `ACQ.TRADE_STATUS_ERROR`, …).
+    async fn failure(&self) -> Option<&str> {
+        self.0.failure.as_deref()
+    }
+    /// Our refund number at the provider.
+    async fn out_refund_no(&self) -> &str {
+        &self.0.out_refund_no
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn succeeded_at(&self) -> Option<DateTime<Utc>> {
+        self.0.succeeded_at
     }
 }
