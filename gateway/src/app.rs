@@ -278,6 +278,7 @@ pub async fn serve(
     );
     let mut stopped_too = stopped.clone();
     let mut stopped_three = stopped.clone();
+    let mut stopped_four = stopped.clone();
     let worker = tokio::spawn(dispatcher.run(async move {
         let mut stopped = stopped;
         let _ = stopped.changed().await;
@@ -296,6 +297,24 @@ pub async fn serve(
             let _ = stopped_three.changed().await;
         },
     ));
+    // Messages outside the app: one worker per process; any number of replicas share the queue.
+    let deliveries = tokio::spawn(
+        minigate_push::delivery::Worker::new(
+            state.db.clone(),
+            format!(
+                "minigate-{}-{}",
+                std::process::id(),
+                minigate_store::Id::new()
+            ),
+            Arc::new(minigate_resolvers::delivery::WechatSender::new(
+                state.deps.clone(),
+            )),
+            minigate_push::delivery::WorkerSettings::default(),
+        )
+        .run(async move {
+            let _ = stopped_four.changed().await;
+        }),
+    );
     let closing = state.clone();
     let signal = async move {
         shutdown.await;
@@ -308,6 +327,7 @@ pub async fn serve(
     let _ = worker.await;
     let _ = active_query.await;
     let _ = reconciliation.await;
+    let _ = deliveries.await;
     db.close().await;
     served?;
     Ok(())

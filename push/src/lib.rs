@@ -8,9 +8,11 @@
 //! A leaf: depends on `minigate-store` only, never on `payments`, `media` or anything above.
 
 pub mod bus;
+pub mod delivery;
 pub mod dispatch;
 mod error;
 pub mod events;
+pub mod outcome;
 pub mod wechat;
 
 pub use error::{CODES, Error, Result};

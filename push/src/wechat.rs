@@ -5,6 +5,7 @@
 //! WeChat answers HTTP 200 for most failures and says what went wrong in `errcode` / `errmsg`
 //! (absent or 0 means success); `classify` turns those into this crate's [`Error`]s.
 
+pub mod messages;
 pub mod oa_crypto;
 mod oa_xml;
 mod token;

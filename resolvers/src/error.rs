@@ -47,6 +47,8 @@ pub enum Error {
         "paying inside the mini-program needs a WeChat sign-in with this company's mini-program"
     )]
     PayerNotWechat,
+    #[error("this needs a WeChat sign-in from a mini-program")]
+    WechatSignInRequired,
     #[error("a reconciliation of this day is running; wait for it to finish")]
     ReconciliationRunning,
     #[error("this difference was resolved before")]
@@ -110,6 +112,7 @@ impl Error {
             Error::WechatAppUnknown => "WECHAT_APP_UNKNOWN",
             Error::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Error::ReconciliationRunning => "RECONCILIATION_RUNNING",
+            Error::WechatSignInRequired => "WECHAT_SIGN_IN_REQUIRED",
             Error::DifferenceResolved => "DIFFERENCE_RESOLVED",
             Error::BillReferenceTaken => "BILL_REFERENCE_TAKEN",
             Error::BillNotOpen { .. } => "BILL_NOT_OPEN",
@@ -235,6 +238,10 @@ pub const CODES: &[(&str, &str)] = &[
     (
         "IDEMPOTENCY_KEY_REUSED",
         "The idempotencyKey was already used for a different operation or input.",
+    ),
+    (
+        "WECHAT_SIGN_IN_REQUIRED",
+        "The operation needs a user signed in with WeChat in a mini-program (subscribe consents).",
     ),
     (
         "RECONCILIATION_RUNNING",

@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod auth;
 pub mod billing;
+pub mod delivery;
 mod deps;
 pub mod error;
 mod idempotency;

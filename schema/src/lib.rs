@@ -14,6 +14,7 @@ use minigate_resolvers::{
     Deps,
     auth::{AuthMutation, AuthQuery},
     billing::{BillingMutation, BillingQuery},
+    delivery::{DeliveryMutation, DeliveryQuery},
     media::MediaQuery,
     notice::{NoticeMutation, NoticeQuery, NoticeSubscription},
     payment::{PaymentMutation, PaymentQuery, PaymentSubscription},
@@ -35,6 +36,7 @@ pub struct Query(
     PaymentQuery,
     ReconciliationQuery,
     MediaQuery,
+    DeliveryQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -46,6 +48,7 @@ pub struct Mutation(
     BillingMutation,
     PaymentMutation,
     ReconciliationMutation,
+    DeliveryMutation,
 );
 
 #[derive(MergedSubscription, Default)]

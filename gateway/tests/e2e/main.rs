@@ -11,6 +11,7 @@ mod support;
 mod auth;
 mod billing;
 mod binary;
+mod deliveries;
 mod http;
 mod import;
 mod limits;

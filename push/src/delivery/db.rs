@@ -1,0 +1,395 @@
+//! SQL of deliveries and their attempts.
+
+use chrono::{DateTime, Utc};
+use minigate_store::{self as store, Conn, Id};
+use serde::Serialize;
+use sqlx::types::Json;
+
+use super::{Channel, Class, DEAD, PENDING};
+use crate::Result;
+
+#[derive(sqlx::FromRow, Debug, Clone, PartialEq, Serialize)]
+pub struct Delivery {
+    pub id: Id,
+    pub tenant_id: Id,
+    pub user_id: Id,
+    pub kind: String,
+    pub class: String,
+    pub source_id: Id,
+    pub channel: String,
+    pub fallback: String,
+    pub payload: Json<serde_json::Value>,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub claimed_by: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub last_code: Option<String>,
+    pub last_detail: Option<String>,
+    pub provider_msg_id: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+macro_rules! delivery_columns {
+    () => {
+        "id, tenant_id, user_id, kind, class, source_id, channel, fallback, payload, status, attempts, next_attempt_at, claimed_by, lease_until, last_code, last_detail, provider_msg_id, sent_at, created_at, updated_at"
+    };
+}
+
+macro_rules! select_delivery {
+    ($rest:literal) => {
+        concat!(
+            "select ",
+            delivery_columns!(),
+            " from push_delivery ",
+            $rest
+        )
+    };
+}
+
+/// A message for one person: its first channel gets a row now, the rest are its fallback.
+#[derive(Debug, Clone)]
+pub struct NewDelivery<'a> {
+    pub tenant_id: Id,
+    pub user_id: Id,
+    pub kind: &'a str,
+    pub class: Class,
+    pub source_id: Id,
+    /// The channel order, first first; at least one.
+    pub channels: &'a [Channel],
+    pub payload: &'a serde_json::Value,
+    pub not_before: DateTime<Utc>,
+}
+
+/// Writes the message's first row in the caller's transaction. The same (kind, source, person)
+/// again writes nothing: an event handled twice sends once. Returns the row's id when written.
+pub async fn enqueue(tx: &mut Conn, d: &NewDelivery<'_>) -> Result<Option<Id>> {
+    let Some((first, rest)) = d.channels.split_first() else {
+        return Ok(None);
+    };
+    let fallback = rest
+        .iter()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    insert(tx, d, *first, &fallback).await
+}
+
+async fn insert(
+    tx: &mut Conn,
+    d: &NewDelivery<'_>,
+    channel: Channel,
+    fallback: &str,
+) -> Result<Option<Id>> {
+    let id = Id::new();
+    let n = store::execute!(
+        tx,
+        "insert into push_delivery (id, tenant_id, user_id, kind, class, source_id, channel, fallback, payload, next_attempt_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         on conflict (kind, source_id, user_id, channel) do nothing",
+        id,
+        d.tenant_id,
+        d.user_id,
+        d.kind,
+        d.class.as_str(),
+        d.source_id,
+        channel.as_str(),
+        fallback,
+        Json(d.payload),
+        d.not_before
+    )?;
+    Ok((n == 1).then_some(id))
+}
+
+/// After `failed` was refused for good: its next channel gets a row, due now. `None` when it
+/// had no channel left.
+pub(super) async fn fall_through(
+    tx: &mut Conn,
+    failed: &Delivery,
+    now: DateTime<Utc>,
+) -> Result<Option<Id>> {
+    let mut rest = failed.fallback.split(',').filter(|c| !c.is_empty());
+    let Some(next) = rest.next().and_then(Channel::parse) else {
+        return Ok(None);
+    };
+    let fallback = rest.collect::<Vec<_>>().join(",");
+    let class = Class::parse(&failed.class).unwrap_or(Class::Reminder);
+    insert(
+        tx,
+        &NewDelivery {
+            tenant_id: failed.tenant_id,
+            user_id: failed.user_id,
+            kind: &failed.kind,
+            class,
+            source_id: failed.source_id,
+            channels: &[],
+            payload: &failed.payload.0,
+            not_before: now,
+        },
+        next,
+        &fallback,
+    )
+    .await
+}
+
+/// Takes back what workers held past their lease (they died, or hang): due again now. Returns
+/// (id, attempt, channel) of each row taken back.
+///
+/// A row whose attempts are used up is dead-lettered instead: a message whose sending keeps
+/// hanging (or killing its worker) must not hold a worker for a lease forever.
+pub(super) async fn reclaim(
+    c: &mut Conn,
+    now: DateTime<Utc>,
+    max_attempts: i32,
+) -> Result<Vec<(Id, i32, String)>> {
+    Ok(store::fetch_all!(
+        c,
+        (Id, i32, String),
+        "update push_delivery set status = case when attempts >= $2 then 'DEAD' else 'PENDING' end,
+             claimed_by = null, lease_until = null,
+             next_attempt_at = $1, last_code = 'LEASE_EXPIRED',
+             last_detail = 'the worker holding it did not settle it in time', updated_at = now()
+         where status = 'SENDING' and lease_until < $1
+         returning id, attempts, channel",
+        now,
+        max_attempts
+    )?)
+}
+
+/// Whether `d` is still held by `worker` for the attempt it was claimed for: checked right
+/// before sending, so a worker that hung while another took its rows back does not send them a
+/// second time.
+pub(super) async fn still_held(c: &mut Conn, d: &Delivery, worker: &str) -> Result<bool> {
+    Ok(store::fetch_scalar_optional!(
+        c,
+        i32,
+        "select attempts from push_delivery where id = $1 and status = 'SENDING' and claimed_by = $2 and attempts = $3",
+        d.id,
+        worker,
+        d.attempts
+    )?
+    .is_some())
+}
+
+/// Claims up to `limit` due rows for `worker` until `lease_until`; rows another worker holds are
+/// skipped (PostgreSQL: `skip locked`; SQLite has one writer at a time).
+pub(super) async fn claim(
+    c: &mut Conn,
+    worker: &str,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Delivery>> {
+    Ok(store::fetch_all!(
+        c,
+        Delivery,
+        concat!(
+            "update push_delivery set status = 'SENDING', claimed_by = $1, lease_until = $2,
+                 attempts = attempts + 1, updated_at = now()
+             where id in (select id from push_delivery where status = 'PENDING' and next_attempt_at <= $3
+                          order by next_attempt_at limit $4 for update skip locked)
+             returning ",
+            delivery_columns!()
+        ),
+        worker,
+        lease_until,
+        now,
+        limit
+    )?)
+}
+
+/// How an attempt ends.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Settlement<'a> {
+    /// When the attempt ended, by the worker's clock (the pass's `now`): a sent row's `sent_at`,
+    /// which the daily cap counts against the same clock.
+    pub at: DateTime<Utc>,
+    pub status: &'a str,
+    pub next_attempt_at: DateTime<Utc>,
+    pub code: Option<&'a str>,
+    pub detail: Option<&'a str>,
+    pub provider_msg_id: Option<&'a str>,
+}
+
+/// An attempt, as recorded.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Attempt<'a> {
+    pub delivery: Id,
+    pub attempt: i32,
+    pub channel: &'a str,
+    pub outcome: &'a str,
+    pub code: Option<&'a str>,
+    pub detail: Option<&'a str>,
+    pub worker: &'a str,
+}
+
+/// The end of an attempt, written only if `worker` still holds the row (a row taken back
+/// meanwhile belongs to whoever claimed it next). Returns whether it was written.
+pub(super) async fn settle(
+    c: &mut Conn,
+    d: &Delivery,
+    worker: &str,
+    s: &Settlement<'_>,
+) -> Result<bool> {
+    let n = store::execute!(
+        c,
+        "update push_delivery set status = $3, next_attempt_at = $4, last_code = $5, last_detail = $6,
+             provider_msg_id = coalesce($7, provider_msg_id),
+             sent_at = case when $3 = 'SENT' then $8 else sent_at end,
+             claimed_by = null, lease_until = null, updated_at = now()
+         where id = $1 and status = 'SENDING' and claimed_by = $2 and attempts = $9",
+        d.id,
+        worker,
+        s.status,
+        s.next_attempt_at,
+        s.code,
+        s.detail,
+        s.provider_msg_id,
+        s.at,
+        d.attempts
+    )?;
+    Ok(n == 1)
+}
+
+/// Gives an attempt back without counting it (deferred by quiet hours or the cap).
+pub(super) async fn defer(
+    c: &mut Conn,
+    d: &Delivery,
+    worker: &str,
+    until: DateTime<Utc>,
+) -> Result<bool> {
+    let n = store::execute!(
+        c,
+        "update push_delivery set status = 'PENDING', next_attempt_at = $3, attempts = attempts - 1,
+             claimed_by = null, lease_until = null, updated_at = now()
+         where id = $1 and status = 'SENDING' and claimed_by = $2 and attempts = $4",
+        d.id,
+        worker,
+        until,
+        d.attempts
+    )?;
+    Ok(n == 1)
+}
+
+/// Records an attempt.
+pub(super) async fn record_attempt(c: &mut Conn, a: &Attempt<'_>) -> Result<()> {
+    store::execute!(
+        c,
+        "insert into push_attempt (id, delivery_id, attempt, channel, outcome, code, detail, worker)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        Id::new(),
+        a.delivery,
+        a.attempt,
+        a.channel,
+        a.outcome,
+        a.code,
+        a.detail,
+        a.worker
+    )?;
+    Ok(())
+}
+
+/// How many capped (reminder, marketing) messages the person was sent since `since`.
+pub(super) async fn capped_sent_since(
+    c: &mut Conn,
+    tenant: Id,
+    user: Id,
+    since: DateTime<Utc>,
+) -> Result<i64> {
+    // By tenant and person, so that `push_delivery_user_idx` finds the person's rows.
+    Ok(store::fetch_scalar!(
+        c,
+        i64,
+        "select count(*) from push_delivery where tenant_id = $1 and user_id = $2 and status = 'SENT'
+             and class <> 'ESSENTIAL' and sent_at >= $3",
+        tenant,
+        user,
+        since
+    )?)
+}
+
+/// The tenant's quiet hours and cap; the defaults when it set none.
+pub(super) async fn policy(c: &mut Conn, tenant: Id) -> Result<super::policy::Policy> {
+    let row: Option<(i32, i32, i32)> = store::fetch_optional!(
+        c,
+        (i32, i32, i32),
+        "select quiet_start_minute, quiet_end_minute, daily_cap from push_policy where tenant_id = $1",
+        tenant
+    )?;
+    Ok(match row {
+        Some((s, e, cap)) => super::policy::Policy {
+            quiet_start: u32::try_from(s).unwrap_or(0),
+            quiet_end: u32::try_from(e).unwrap_or(0),
+            daily_cap: u32::try_from(cap).unwrap_or(0),
+        },
+        None => super::policy::Policy::default(),
+    })
+}
+
+/// Sends a dead letter again (an operator's decision): due now, attempts counted afresh.
+/// `false` when it is not a dead letter of this tenant.
+pub async fn retry_dead(c: &mut Conn, tenant: Id, id: Id, now: DateTime<Utc>) -> Result<bool> {
+    let n = store::execute!(
+        c,
+        "update push_delivery set status = $4, attempts = 0, next_attempt_at = $3, updated_at = now()
+         where id = $1 and tenant_id = $2 and status = $5",
+        id,
+        tenant,
+        now,
+        PENDING,
+        DEAD
+    )?;
+    Ok(n == 1)
+}
+
+/// What operators filter deliveries by.
+#[derive(Debug, Clone, Default)]
+pub struct Filter<'a> {
+    pub status: Option<&'a str>,
+    pub channel: Option<&'a str>,
+    pub user_id: Option<Id>,
+    pub source_id: Option<Id>,
+}
+
+/// A tenant's deliveries, newest first.
+pub async fn list(c: &mut Conn, tenant: Id, f: &Filter<'_>, limit: i64) -> Result<Vec<Delivery>> {
+    Ok(store::fetch_all!(
+        c,
+        Delivery,
+        select_delivery!(
+            "where tenant_id = $1
+               and ($2 = '' or status = $2) and ($3 = '' or channel = $3)
+               and ($4 = '' or user_id = $5) and ($6 = '' or source_id = $7)
+             order by created_at desc, id limit $8"
+        ),
+        tenant,
+        f.status.unwrap_or(""),
+        f.channel.unwrap_or(""),
+        if f.user_id.is_some() { "x" } else { "" },
+        f.user_id.unwrap_or(tenant),
+        if f.source_id.is_some() { "x" } else { "" },
+        f.source_id.unwrap_or(tenant),
+        limit
+    )?)
+}
+
+pub async fn get(c: &mut Conn, id: Id) -> Result<Delivery> {
+    Ok(store::fetch_one!(
+        c,
+        Delivery,
+        select_delivery!("where id = $1"),
+        id
+    )?)
+}
+
+/// The attempts of a delivery, oldest first: (attempt, outcome, code, worker).
+pub async fn attempts(c: &mut Conn, id: Id) -> Result<Vec<(i32, String, Option<String>, String)>> {
+    Ok(store::fetch_all!(
+        c,
+        (i32, String, Option<String>, String),
+        "select attempt, outcome, code, worker from push_attempt where delivery_id = $1 order by at, attempt",
+        id
+    )?)
+}
