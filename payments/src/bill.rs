@@ -28,6 +28,9 @@ pub use self::digest::{Sha1Writer, check_sha1, copy_hashed, sha1_hex};
 pub use self::wechat::WechatBill;
 use crate::{BillFault, Error, Result, notification::Provider, trade::beijing};
 
+/// How long a bill download may take in all (the API calls have a much shorter timeout).
+pub const BILL_DOWNLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// What a row records: a payment received or a refund paid back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowKind {

@@ -359,7 +359,7 @@ both!(
                 .seed_paid_order(MCH_ID, APP_ID, &format!("zBULK{i:04}"), 100, at);
         }
         tokio::time::sleep(StdDuration::from_millis(1_100)).await;
-        // Ours again, in the second batch of rows.
+        // Ours again, in a later batch of rows.
         let (_, last_no) = paid_wechat(&app, &shop, 2_000).await;
         let (missed, missed_no) = unnotified_wechat(&app, &shop, 3_000).await;
         let (phantom, phantom_no) = open(&app, &shop, 4_000, "WECHAT_NATIVE").await;
@@ -382,6 +382,10 @@ both!(
             [
                 Stage::Downloading,
                 Stage::Checked { rows: 1_003 },
+                // Batches of 250 rows.
+                Stage::Matching { done: 250 },
+                Stage::Matching { done: 500 },
+                Stage::Matching { done: 750 },
                 Stage::Matching { done: 1_000 },
                 Stage::Matching { done: 1_003 },
                 Stage::Finishing,

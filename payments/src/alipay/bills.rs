@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use serde_json::json;
 
 use super::client::{AlipayApi, str_field};
+use crate::bill::BILL_DOWNLOAD_TIMEOUT;
 use crate::{AlipayMerchant, Error, Result, hex::hex, http::unreachable};
 
 impl AlipayApi {
@@ -41,6 +42,9 @@ impl AlipayApi {
         let mut res = self
             .http()
             .get(url)
+            // A day's bill can be tens of megabytes: more than the API calls' overall timeout
+            // allows.
+            .timeout(BILL_DOWNLOAD_TIMEOUT)
             .send()
             .await
             .map_err(|e| unreachable(&e))?;

@@ -9,6 +9,7 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use super::client::{WechatPayApi, parse};
+use crate::bill::BILL_DOWNLOAD_TIMEOUT;
 use crate::{
     Error, Result, WechatMerchant,
     bill::{Sha1Writer, check_sha1},
@@ -74,6 +75,9 @@ impl WechatPayApi {
             .http()
             .request(Method::GET, url)
             .header(reqwest::header::AUTHORIZATION, auth)
+            // A day's bill can be tens of megabytes: more than the API calls' overall timeout
+            // allows.
+            .timeout(BILL_DOWNLOAD_TIMEOUT)
             .send()
             .await
             .map_err(|e| unreachable(&e))?;

@@ -26,8 +26,11 @@ use crate::{Deps, Error, Result};
 use minigate_payments::reconcile::compare::{self, Verdict};
 use minigate_payments::reconcile::db::{self, Finished, NewDifference, RunRow};
 
-/// Rows matched per round trip to the database.
-const BATCH: usize = 1_000;
+/// Rows matched per round trip to the database. Small enough that each batch's statements (its
+/// trade numbers, then the ids it found) fit one TLS record: sqlx leaves Nagle's algorithm on,
+/// and a statement written as several records waited for the server's delayed ACK, about 40 ms
+/// per statement (`bench/RESULTS.md` §5).
+const BATCH: usize = 250;
 
 /// How long to wait for a bill that is not there yet, and after a failed pass.
 const WAIT_FOR_BILL: i64 = 30;
