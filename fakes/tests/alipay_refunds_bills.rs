@@ -5,68 +5,27 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::io::{Cursor, Read};
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{
-    RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, UnparsedPublicKey,
-};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
-use minigate_fakes::alipay::{
-    AlipayApp, BillFault, FakeAlipay, TradeStatus, format_yuan, partner_id,
-};
-use minigate_fakes::keys::RsaPem;
-use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::{Endpoint, Request, Response, Server};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use minigate_fakes::alipay::{BillFault, FakeAlipay, TradeStatus, format_yuan, partner_id};
+use poem::{Endpoint, Request, Response};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+
+use common::{
+    ALIPAY_APP_ID as APP_ID, Ali, AliAnswer, alipay_with_apps, beijing, serve, today,
+    verify_notification,
+};
 
 // ---------------------------------------------------------------------------------------------
 // The client's own crypto and requests
 // ---------------------------------------------------------------------------------------------
 
-const APP_ID: &str = "2021004100000001";
 const OTHER_APP_ID: &str = "2021004100000002";
-
-fn der(pem: &str, label: &str) -> Vec<u8> {
-    assert!(pem.contains(&format!("BEGIN {label}")), "not a {label} PEM");
-    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    STANDARD.decode(body).unwrap()
-}
-
-fn sign(private_pem: &str, message: &str) -> String {
-    let key = RsaKeyPair::from_pkcs8(&der(private_pem, "PRIVATE KEY")).unwrap();
-    let mut sig = vec![0; key.public_modulus_len()];
-    key.sign(
-        &RSA_PKCS1_SHA256,
-        &SystemRandom::new(),
-        message.as_bytes(),
-        &mut sig,
-    )
-    .unwrap();
-    STANDARD.encode(sig)
-}
-
-fn verifies(public_pem: &str, message: &str, signature_b64: &str) -> bool {
-    let Ok(sig) = STANDARD.decode(signature_b64) else {
-        return false;
-    };
-    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der(public_pem, "PUBLIC KEY"))
-        .verify(message.as_bytes(), &sig)
-        .is_ok()
-}
-
-fn beijing() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).unwrap()
-}
-
-fn today() -> NaiveDate {
-    Utc::now().with_timezone(&beijing()).date_naive()
-}
 
 /// `date` at `h:m:s` Beijing time.
 fn at(date: NaiveDate, h: u32, m: u32, s: u32) -> DateTime<Utc> {
@@ -76,119 +35,11 @@ fn at(date: NaiveDate, h: u32, m: u32, s: u32) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-fn content(params: &BTreeMap<String, String>, leave_out: &[&str]) -> String {
-    params
-        .iter()
-        .filter(|(k, v)| !v.is_empty() && !leave_out.contains(&k.as_str()))
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn form(params: &BTreeMap<String, String>) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params)
-        .finish()
-}
-
-/// A gateway answer: the raw node text as it appears in the body, and `sign`.
-struct AliAnswer {
-    node_text: String,
-    node: Value,
-    sign: Option<String>,
-}
-
-impl AliAnswer {
-    fn parse(body: &str, node_name: &str) -> AliAnswer {
-        let v: Value = serde_json::from_str(body).unwrap();
-        let sign = v["sign"].as_str().map(str::to_owned);
-        let start = body.find(&format!("\"{node_name}\":")).unwrap() + node_name.len() + 3;
-        let end = body.rfind(",\"sign\":").unwrap_or(body.len() - 1);
-        let node_text = body[start..end].to_owned();
-        AliAnswer {
-            node: serde_json::from_str(&node_text).unwrap(),
-            node_text,
-            sign,
-        }
-    }
-
-    fn verifies_with(&self, public_pem: &str) -> bool {
-        self.sign
-            .as_deref()
-            .is_some_and(|s| verifies(public_pem, &self.node_text, s))
-    }
-
-    fn sub_code(&self) -> &str {
-        self.node["sub_code"].as_str().unwrap_or("")
-    }
-}
-
-struct Ali {
-    fake: FakeAlipay,
-    app: RsaPem,
-    alipay: RsaPem,
-    http: reqwest::Client,
-}
-
 async fn alipay() -> Ali {
-    let fake = FakeAlipay::start().await;
-    let app = RsaPem::generate();
-    let alipay = RsaPem::generate();
-    for app_id in [APP_ID, OTHER_APP_ID] {
-        fake.add_app(AlipayApp {
-            app_id: app_id.into(),
-            app_public_pem: app.public_pem.clone(),
-            alipay_private_pem: alipay.private_pem.clone(),
-        });
-    }
-    Ali {
-        fake,
-        app,
-        alipay,
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
-    }
+    alipay_with_apps(&[APP_ID, OTHER_APP_ID]).await
 }
 
 impl Ali {
-    fn params(&self, method: &str, biz: &Value) -> BTreeMap<String, String> {
-        let timestamp = Utc::now()
-            .with_timezone(&beijing())
-            .format("%Y-%m-%d %H:%M:%S")
-            .to_string();
-        BTreeMap::from([
-            ("app_id".to_owned(), APP_ID.to_owned()),
-            ("method".to_owned(), method.to_owned()),
-            ("format".to_owned(), "JSON".to_owned()),
-            ("charset".to_owned(), "utf-8".to_owned()),
-            ("sign_type".to_owned(), "RSA2".to_owned()),
-            ("timestamp".to_owned(), timestamp),
-            ("version".to_owned(), "1.0".to_owned()),
-            ("biz_content".to_owned(), biz.to_string()),
-        ])
-    }
-
-    fn signed(&self, mut params: BTreeMap<String, String>) -> BTreeMap<String, String> {
-        let sign = sign(&self.app.private_pem, &content(&params, &["sign"]));
-        params.insert("sign".to_owned(), sign);
-        params
-    }
-
-    async fn post(&self, params: &BTreeMap<String, String>) -> String {
-        self.http
-            .post(format!("{}/gateway.do", self.fake.base_url))
-            .header(
-                "Content-Type",
-                "application/x-www-form-urlencoded;charset=utf-8",
-            )
-            .body(form(params))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-
     /// A signed call whose answer must verify with the Alipay public key.
     async fn call(&self, method: &str, biz: Value) -> AliAnswer {
         let params = self.signed(self.params(method, &biz));
@@ -289,15 +140,6 @@ fn get(params: &[(String, String)], key: &str) -> Option<String> {
         .map(|(_, v)| v.clone())
 }
 
-fn verify_notification(alipay_public_pem: &str, params: &[(String, String)]) -> bool {
-    let map: BTreeMap<String, String> = params.iter().cloned().collect();
-    verifies(
-        alipay_public_pem,
-        &content(&map, &["sign", "sign_type"]),
-        &map["sign"],
-    )
-}
-
 fn is_alipay_time(text: &str, with_millis: bool) -> bool {
     let format = if with_millis {
         "%Y-%m-%d %H:%M:%S%.3f"
@@ -332,17 +174,8 @@ impl Endpoint for Receiver {
 }
 
 async fn receiver() -> (String, mpsc::UnboundedReceiver<(String, String)>) {
-    let acceptor = TcpListener::bind("127.0.0.1:0")
-        .into_acceptor()
-        .await
-        .unwrap();
-    let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let _ = Server::new_with_acceptor(acceptor)
-            .run(Receiver { tx })
-            .await;
-    });
+    let addr = serve(Receiver { tx }).await;
     (format!("http://{addr}/notify"), rx)
 }
 

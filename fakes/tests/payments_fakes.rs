@@ -4,89 +4,30 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{
-    RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, UnparsedPublicKey,
-};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use chrono::{FixedOffset, Utc};
-use minigate_fakes::alipay::{AlipayApp, FakeAlipay, TradeStatus};
+use chrono::Utc;
+use minigate_fakes::alipay::TradeStatus;
 use minigate_fakes::keys::RsaPem;
-use minigate_fakes::wechat_pay::{
-    FakeWechatPay, TradeState, WechatPayMerchant, WechatPayRoute, WechatPaySigner,
-};
+use minigate_fakes::wechat_pay::{FakeWechatPay, TradeState, WechatPayRoute, WechatPaySigner};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{Endpoint, Request, Response, Server};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-// ---------------------------------------------------------------------------------------------
-// Crypto the client does itself
-// ---------------------------------------------------------------------------------------------
-
-fn der(pem: &str, label: &str) -> Vec<u8> {
-    let body: String = pem
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect::<Vec<_>>()
-        .concat();
-    assert!(pem.contains(&format!("BEGIN {label}")), "not a {label} PEM");
-    STANDARD.decode(body).unwrap()
-}
-
-fn sign(private_pem: &str, message: &str) -> String {
-    let key = RsaKeyPair::from_pkcs8(&der(private_pem, "PRIVATE KEY")).unwrap();
-    let mut sig = vec![0; key.public_modulus_len()];
-    key.sign(
-        &RSA_PKCS1_SHA256,
-        &SystemRandom::new(),
-        message.as_bytes(),
-        &mut sig,
-    )
-    .unwrap();
-    STANDARD.encode(sig)
-}
-
-fn verifies(public_pem: &str, message: &str, signature_b64: &str) -> bool {
-    let Ok(sig) = STANDARD.decode(signature_b64) else {
-        return false;
-    };
-    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der(public_pem, "PUBLIC KEY"))
-        .verify(message.as_bytes(), &sig)
-        .is_ok()
-}
-
-fn beijing_now() -> String {
-    Utc::now()
-        .with_timezone(&FixedOffset::east_opt(8 * 3600).unwrap())
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
-}
+use common::{
+    ALIPAY_APP_ID, APP_ID, Ali, AliAnswer, MCH_ID, PUB_KEY_ID, Received, SERIAL, Wechat,
+    alipay_with_apps, answer_verifies, decrypt, decrypt_resource, der, form, request_signature,
+    serve, verifies, verify_notification, wechat, wechat_pay_merchant,
+};
 
 // ---------------------------------------------------------------------------------------------
 // A receiver standing in for our callback routes
 // ---------------------------------------------------------------------------------------------
-
-#[derive(Debug)]
-struct Received {
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map_or("", |(_, v)| v.as_str())
-    }
-}
 
 struct Receiver {
     tx: mpsc::UnboundedSender<Received>,
@@ -121,19 +62,12 @@ impl Endpoint for Receiver {
 
 /// Starts a receiver answering `replies` in turn; returns its URL and what it receives.
 async fn receiver(replies: &[(u16, &'static str)]) -> (String, mpsc::UnboundedReceiver<Received>) {
-    let acceptor = TcpListener::bind("127.0.0.1:0")
-        .into_acceptor()
-        .await
-        .unwrap();
-    let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
-    let endpoint = Receiver {
+    let addr = serve(Receiver {
         tx,
         replies: Mutex::new(replies.iter().copied().collect()),
-    };
-    tokio::spawn(async move {
-        let _ = Server::new_with_acceptor(acceptor).run(endpoint).await;
-    });
+    })
+    .await;
     (format!("http://{addr}/notify"), rx)
 }
 
@@ -147,42 +81,6 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<Received>) -> Received {
 // ---------------------------------------------------------------------------------------------
 // WeChat Pay
 // ---------------------------------------------------------------------------------------------
-
-const MCH_ID: &str = "1900000109";
-const APP_ID: &str = "wxd678efh567hg6787";
-const SERIAL: &str = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1";
-const APIV3_KEY: &str = "0123456789abcdefghijABCDEFGHIJ01";
-const PUB_KEY_ID: &str = "PUB_KEY_ID_0119000001092024052000000000000001";
-
-struct Wechat {
-    fake: FakeWechatPay,
-    merchant: RsaPem,
-    wechatpay: RsaPem,
-    http: reqwest::Client,
-}
-
-async fn wechat() -> Wechat {
-    let fake = FakeWechatPay::start().await;
-    let merchant = RsaPem::generate();
-    let wechatpay = RsaPem::generate();
-    fake.add_merchant(WechatPayMerchant {
-        mch_id: MCH_ID.into(),
-        app_ids: vec![APP_ID.into()],
-        merchant_serial: SERIAL.into(),
-        merchant_public_pem: merchant.public_pem.clone(),
-        apiv3_key: APIV3_KEY.into(),
-        signer: WechatPaySigner::PublicKey {
-            id: PUB_KEY_ID.into(),
-            private_pem: wechatpay.private_pem.clone(),
-        },
-    });
-    Wechat {
-        fake,
-        merchant,
-        wechatpay,
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
-    }
-}
 
 /// An answer with its headers, for checking the signature.
 struct Answer {
@@ -202,14 +100,7 @@ impl Answer {
 
     /// Whether `Wechatpay-Signature` is `public_pem`'s signature of this answer.
     fn verifies_with(&self, public_pem: &str) -> bool {
-        let (Some(ts), Some(nonce), Some(sig)) = (
-            self.header("Wechatpay-Timestamp"),
-            self.header("Wechatpay-Nonce"),
-            self.header("Wechatpay-Signature"),
-        ) else {
-            return false;
-        };
-        verifies(public_pem, &format!("{ts}\n{nonce}\n{}\n", self.body), sig)
+        answer_verifies(&self.headers, &self.body, public_pem)
     }
 }
 
@@ -232,9 +123,13 @@ impl Wechat {
         } else {
             body_text.clone()
         };
-        let signature = sign(
+        let signature = request_signature(
             &self.merchant.private_pem,
-            &format!("{method}\n{path}\n{ts}\n{nonce}\n{signed}\n"),
+            method,
+            path,
+            ts,
+            &nonce,
+            &signed,
         );
         let serial = if fault.wrong_serial {
             "0BADC0DE"
@@ -316,29 +211,6 @@ impl Wechat {
         self.call("POST", &path, Some(&body), Fault::default())
             .await
     }
-}
-
-fn decrypt_resource(notification_body: &str) -> Value {
-    let v: Value = serde_json::from_str(notification_body).unwrap();
-    serde_json::from_slice(&decrypt(&v["resource"])).unwrap()
-}
-
-/// An `AEAD_AES_256_GCM` object (notification resource, encrypted certificate) opened with the
-/// APIv3 key; the tag authenticates it.
-fn decrypt(r: &Value) -> Vec<u8> {
-    assert_eq!(r["algorithm"], "AEAD_AES_256_GCM");
-    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, APIV3_KEY.as_bytes()).unwrap());
-    let nonce = r["nonce"].as_str().unwrap();
-    assert_eq!(nonce.len(), 12);
-    let mut data = STANDARD.decode(r["ciphertext"].as_str().unwrap()).unwrap();
-    let plain = key
-        .open_in_place(
-            Nonce::try_assume_unique_for_key(nonce.as_bytes()).unwrap(),
-            Aad::from(r["associated_data"].as_str().unwrap().as_bytes()),
-            &mut data,
-        )
-        .unwrap();
-    plain.to_vec()
 }
 
 #[tokio::test]
@@ -729,112 +601,11 @@ async fn wechat_pay_simulator_page_pays_and_retries_the_notification_until_2xx()
 // Alipay
 // ---------------------------------------------------------------------------------------------
 
-const ALIPAY_APP_ID: &str = "2021004100000001";
-
-struct Ali {
-    fake: FakeAlipay,
-    app: RsaPem,
-    alipay: RsaPem,
-    http: reqwest::Client,
-}
-
 async fn alipay() -> Ali {
-    let fake = FakeAlipay::start().await;
-    let app = RsaPem::generate();
-    let alipay = RsaPem::generate();
-    fake.add_app(AlipayApp {
-        app_id: ALIPAY_APP_ID.into(),
-        app_public_pem: app.public_pem.clone(),
-        alipay_private_pem: alipay.private_pem.clone(),
-    });
-    Ali {
-        fake,
-        app,
-        alipay,
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
-    }
-}
-
-fn content(params: &BTreeMap<String, String>, leave_out: &[&str]) -> String {
-    params
-        .iter()
-        .filter(|(k, v)| !v.is_empty() && !leave_out.contains(&k.as_str()))
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn form(params: &BTreeMap<String, String>) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params)
-        .finish()
-}
-
-/// A gateway answer: the raw node text as it appears in the body, and `sign`.
-struct AliAnswer {
-    node_text: String,
-    node: Value,
-    sign: Option<String>,
-}
-
-impl AliAnswer {
-    fn parse(body: &str, node_name: &str) -> AliAnswer {
-        let v: Value = serde_json::from_str(body).unwrap();
-        let sign = v["sign"].as_str().map(str::to_owned);
-        // The node's text exactly as sent: what follows `"name":` up to `,"sign"` or the end.
-        let start = body.find(&format!("\"{node_name}\":")).unwrap() + node_name.len() + 3;
-        let end = body.rfind(",\"sign\":").unwrap_or(body.len() - 1);
-        let node_text = body[start..end].to_owned();
-        AliAnswer {
-            node: serde_json::from_str(&node_text).unwrap(),
-            node_text,
-            sign,
-        }
-    }
-
-    fn verifies_with(&self, public_pem: &str) -> bool {
-        self.sign
-            .as_deref()
-            .is_some_and(|s| verifies(public_pem, &self.node_text, s))
-    }
+    alipay_with_apps(&[ALIPAY_APP_ID]).await
 }
 
 impl Ali {
-    fn params(&self, method: &str, biz: &Value) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            ("app_id".to_owned(), ALIPAY_APP_ID.to_owned()),
-            ("method".to_owned(), method.to_owned()),
-            ("format".to_owned(), "JSON".to_owned()),
-            ("charset".to_owned(), "utf-8".to_owned()),
-            ("sign_type".to_owned(), "RSA2".to_owned()),
-            ("timestamp".to_owned(), beijing_now()),
-            ("version".to_owned(), "1.0".to_owned()),
-            ("biz_content".to_owned(), biz.to_string()),
-        ])
-    }
-
-    fn signed(&self, mut params: BTreeMap<String, String>) -> BTreeMap<String, String> {
-        let sign = sign(&self.app.private_pem, &content(&params, &["sign"]));
-        params.insert("sign".to_owned(), sign);
-        params
-    }
-
-    async fn post(&self, params: &BTreeMap<String, String>) -> String {
-        self.http
-            .post(format!("{}/gateway.do", self.fake.base_url))
-            .header(
-                "Content-Type",
-                "application/x-www-form-urlencoded;charset=utf-8",
-            )
-            .body(form(params))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-
     async fn call(&self, method: &str, biz: Value) -> AliAnswer {
         let params = self.signed(self.params(method, &biz));
         let body = self.post(&params).await;
@@ -999,15 +770,6 @@ async fn alipay_trades_exist_once_scanned_and_only_waiting_ones_close() {
     assert!(failed.verifies_with(&a.alipay.public_pem));
 }
 
-fn verify_notification(alipay_public_pem: &str, params: &[(String, String)]) -> bool {
-    let map: BTreeMap<String, String> = params.iter().cloned().collect();
-    verifies(
-        alipay_public_pem,
-        &content(&map, &["sign", "sign_type"]),
-        &map["sign"],
-    )
-}
-
 #[tokio::test]
 async fn alipay_notification_verifies_over_the_sorted_parameters() {
     let a = alipay().await;
@@ -1090,17 +852,8 @@ async fn wechat_pay_nested_under_a_prefix_checks_the_path_the_client_signed() {
     // Reuse the client with the nested fake's keys and base.
     let mut w = wechat().await;
     w.fake = inner;
-    w.fake.add_merchant(WechatPayMerchant {
-        mch_id: MCH_ID.into(),
-        app_ids: vec![APP_ID.into()],
-        merchant_serial: SERIAL.into(),
-        merchant_public_pem: w.merchant.public_pem.clone(),
-        apiv3_key: APIV3_KEY.into(),
-        signer: WechatPaySigner::PublicKey {
-            id: PUB_KEY_ID.into(),
-            private_pem: w.wechatpay.private_pem.clone(),
-        },
-    });
+    w.fake
+        .add_merchant(wechat_pay_merchant(&w.merchant, &w.wechatpay));
     assert_eq!(w.fake.base_url, base);
     // The client signs the full path it requests, prefix included.
     let a = w.native("NESTED_001", 100, "https://example.com/n").await;

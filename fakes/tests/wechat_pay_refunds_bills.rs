@@ -4,82 +4,25 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::Duration;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::digest::{SHA1_FOR_LEGACY_USE_ONLY, digest};
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{
-    RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, UnparsedPublicKey,
-};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
-use minigate_fakes::keys::RsaPem;
-use minigate_fakes::wechat_pay::{
-    BillFault, FakeWechatPay, RefundMode, RefundStatus, WechatPayMerchant, WechatPayRoute,
-    WechatPaySigner,
-};
-use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::{Endpoint, Request, Response, Server};
+use minigate_fakes::wechat_pay::{BillFault, RefundMode, RefundStatus, WechatPayRoute};
+use poem::{Endpoint, Request, Response};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+
+use common::{
+    APP_ID, MCH_ID, PUB_KEY_ID, Received, SERIAL, Wechat, answer_verifies, beijing,
+    decrypt_resource, request_signature, serve, today, verifies, wechat,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Crypto the client does itself
 // ---------------------------------------------------------------------------------------------
-
-const MCH_ID: &str = "1900000109";
-const APP_ID: &str = "wxd678efh567hg6787";
-const SERIAL: &str = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1";
-const APIV3_KEY: &str = "0123456789abcdefghijABCDEFGHIJ01";
-const PUB_KEY_ID: &str = "PUB_KEY_ID_0119000001092024052000000000000001";
-
-fn der(pem: &str, label: &str) -> Vec<u8> {
-    assert!(pem.contains(&format!("BEGIN {label}")), "not a {label} PEM");
-    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    STANDARD.decode(body).unwrap()
-}
-
-fn sign(private_pem: &str, message: &str) -> String {
-    let key = RsaKeyPair::from_pkcs8(&der(private_pem, "PRIVATE KEY")).unwrap();
-    let mut sig = vec![0; key.public_modulus_len()];
-    key.sign(
-        &RSA_PKCS1_SHA256,
-        &SystemRandom::new(),
-        message.as_bytes(),
-        &mut sig,
-    )
-    .unwrap();
-    STANDARD.encode(sig)
-}
-
-fn verifies(public_pem: &str, message: &str, signature_b64: &str) -> bool {
-    let Ok(sig) = STANDARD.decode(signature_b64) else {
-        return false;
-    };
-    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der(public_pem, "PUBLIC KEY"))
-        .verify(message.as_bytes(), &sig)
-        .is_ok()
-}
-
-/// A notification resource opened with the APIv3 key.
-fn decrypt_resource(notification_body: &str) -> Value {
-    let v: Value = serde_json::from_str(notification_body).unwrap();
-    let r = &v["resource"];
-    assert_eq!(r["algorithm"], "AEAD_AES_256_GCM");
-    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, APIV3_KEY.as_bytes()).unwrap());
-    let nonce = r["nonce"].as_str().unwrap();
-    let mut data = STANDARD.decode(r["ciphertext"].as_str().unwrap()).unwrap();
-    let plain = key
-        .open_in_place(
-            Nonce::try_assume_unique_for_key(nonce.as_bytes()).unwrap(),
-            Aad::from(r["associated_data"].as_str().unwrap().as_bytes()),
-            &mut data,
-        )
-        .unwrap();
-    serde_json::from_slice(plain).unwrap()
-}
 
 fn sha1_hex(bytes: &[u8]) -> String {
     digest(&SHA1_FOR_LEGACY_USE_ONLY, bytes)
@@ -87,14 +30,6 @@ fn sha1_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-fn beijing() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).unwrap()
-}
-
-fn today() -> NaiveDate {
-    Utc::now().with_timezone(&beijing()).date_naive()
 }
 
 fn at(date: NaiveDate, h: u32, m: u32, s: u32) -> DateTime<FixedOffset> {
@@ -106,36 +41,6 @@ fn at(date: NaiveDate, h: u32, m: u32, s: u32) -> DateTime<FixedOffset> {
 // ---------------------------------------------------------------------------------------------
 // The client
 // ---------------------------------------------------------------------------------------------
-
-struct Wechat {
-    fake: FakeWechatPay,
-    merchant: RsaPem,
-    wechatpay: RsaPem,
-    http: reqwest::Client,
-}
-
-async fn wechat() -> Wechat {
-    let fake = FakeWechatPay::start().await;
-    let merchant = RsaPem::generate();
-    let wechatpay = RsaPem::generate();
-    fake.add_merchant(WechatPayMerchant {
-        mch_id: MCH_ID.into(),
-        app_ids: vec![APP_ID.into()],
-        merchant_serial: SERIAL.into(),
-        merchant_public_pem: merchant.public_pem.clone(),
-        apiv3_key: APIV3_KEY.into(),
-        signer: WechatPaySigner::PublicKey {
-            id: PUB_KEY_ID.into(),
-            private_pem: wechatpay.private_pem.clone(),
-        },
-    });
-    Wechat {
-        fake,
-        merchant,
-        wechatpay,
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
-    }
-}
 
 /// An answer with its headers, for checking the signature.
 struct Answer {
@@ -166,18 +71,7 @@ impl Answer {
 
     /// Whether `Wechatpay-Signature` is `public_pem`'s signature of this answer.
     fn verifies_with(&self, public_pem: &str) -> bool {
-        let (Some(ts), Some(nonce), Some(sig)) = (
-            self.header("Wechatpay-Timestamp"),
-            self.header("Wechatpay-Nonce"),
-            self.header("Wechatpay-Signature"),
-        ) else {
-            return false;
-        };
-        verifies(
-            public_pem,
-            &format!("{ts}\n{nonce}\n{}\n", self.body()),
-            sig,
-        )
+        answer_verifies(&self.headers, &self.body(), public_pem)
     }
 }
 
@@ -199,9 +93,13 @@ impl Wechat {
         } else {
             body_text.clone()
         };
-        let signature = sign(
+        let signature = request_signature(
             &self.merchant.private_pem,
-            &format!("{method}\n{path}\n{ts}\n{nonce}\n{signed}\n"),
+            method,
+            path,
+            ts,
+            &nonce,
+            &signed,
         );
         let auth = format!(
             "WECHATPAY2-SHA256-RSA2048 mchid=\"{MCH_ID}\",nonce_str=\"{nonce}\",signature=\"{signature}\",timestamp=\"{ts}\",serial_no=\"{SERIAL}\""
@@ -320,20 +218,6 @@ impl Wechat {
 // A receiver standing in for our refund notification route
 // ---------------------------------------------------------------------------------------------
 
-struct Received {
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map_or("", |(_, v)| v.as_str())
-    }
-}
-
 struct Receiver {
     tx: mpsc::UnboundedSender<Received>,
 }
@@ -356,17 +240,8 @@ impl Endpoint for Receiver {
 }
 
 async fn receiver() -> (String, mpsc::UnboundedReceiver<Received>) {
-    let acceptor = TcpListener::bind("127.0.0.1:0")
-        .into_acceptor()
-        .await
-        .unwrap();
-    let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let _ = Server::new_with_acceptor(acceptor)
-            .run(Receiver { tx })
-            .await;
-    });
+    let addr = serve(Receiver { tx }).await;
     (format!("http://{addr}/refund-notify"), rx)
 }
 
