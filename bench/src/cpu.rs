@@ -84,7 +84,12 @@ impl Sample {
 
 /// Resident memory of the process in KiB (`VmRSS`).
 pub fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    vm_rss("/proc/self/status")
+}
+
+/// Resident memory in KiB from a process's `status` file (`/proc/<pid>/status`).
+pub fn vm_rss(path: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(path).ok()?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))?

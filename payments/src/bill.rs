@@ -15,6 +15,7 @@
 
 pub mod amount;
 pub mod digest;
+mod download;
 mod entry;
 mod lines;
 
@@ -25,6 +26,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 
 pub use self::alipay::AlipayBill;
 pub use self::digest::{Sha1Writer, check_sha1, copy_hashed, sha1_hex};
+pub(crate) use self::download::download;
 pub use self::wechat::WechatBill;
 use crate::{BillFault, Error, Result, notification::Provider, trade::beijing};
 

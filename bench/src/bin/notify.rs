@@ -30,6 +30,8 @@
 )]
 #[path = "../cpu.rs"]
 mod cpu;
+#[path = "../merchant.rs"]
+mod merchant;
 #[path = "../publish.rs"]
 mod publish;
 #[path = "../stats.rs"]
@@ -39,7 +41,7 @@ use std::{
     collections::VecDeque,
     fmt::Write as _,
     net::SocketAddr,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::ExitCode,
     sync::{
         Arc,
@@ -59,7 +61,6 @@ use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use clap::Parser;
 use minigate_fakes::keys::{RsaPem, pem_decode};
 use minigate_gateway::{app, config::Config};
-use minigate_resolvers::tenant::db::{self as tenant_db, WechatPayRow};
 use minigate_store::{Db, testing::TestDb};
 use reqwest::{
     Client, StatusCode, Url,
@@ -73,6 +74,7 @@ use uuid::Uuid;
 
 use crate::{
     cpu::{ClientThreads, Sample},
+    merchant::{APIV3_KEY, APP_ID, JWT_SECRET, MCH_ID, PUB_KEY_ID},
     stats::{count_f64, median, percentile, u64_f64},
 };
 
@@ -118,12 +120,6 @@ struct Args {
     out: Option<PathBuf>,
 }
 
-const JWT_SECRET: &str = "minigate-bench-secret-0123456789abcdef";
-const MCH_ID: &str = "1900009191";
-const APP_ID: &str = "wxd678efh567hg6787";
-const PUB_KEY_ID: &str = "PUB_KEY_ID_0119000091912024";
-const MERCHANT_SERIAL: &str = "3775B6A45ACD588826D15E583A95F5DD3A1D4C5E";
-const APIV3_KEY: &str = "k9Qv2Lm7Xp4Rt8Zw1Ny6Bc3Hd5Fg0Js2";
 const AMOUNT_FEN: i64 = 1_000;
 /// A notification older than this (WeChat Pay's window is 5 minutes) is not sent.
 const FRESH_SECONDS: i64 = 280;
@@ -245,7 +241,9 @@ impl Setup {
 
         eprintln!("seeding {backend}…");
         let wxpay = RsaPem::generate();
-        let tenant = merchant(&test_db.db, &dir, &wxpay).await?;
+        let tenant = merchant::wechat_pay_tenant(&test_db.db, &dir, &wxpay, &RsaPem::generate())
+            .await?
+            .0;
         let mut sets = Vec::with_capacity(args.rounds + 1);
         let started = Instant::now();
         for set in 0..=args.rounds {
@@ -320,40 +318,6 @@ impl Setup {
         drop(self.test_db);
         (check, problems)
     }
-}
-
-fn secret_file(dir: &Path, name: &str, text: &str) -> anyhow::Result<String> {
-    let path = dir.join(name);
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-    Ok(format!("file:{}", path.display()))
-}
-
-/// The tenant and its WeChat Pay merchant in public-key mode, as the e2e tests configure it.
-async fn merchant(db: &Db, dir: &Path, wxpay: &RsaPem) -> anyhow::Result<Uuid> {
-    let merchant_key = RsaPem::generate();
-    let mut tx = db.begin().await?;
-    let tenant = tenant_db::insert_tenant(&mut tx, "bench", "Bench Car Rental")
-        .await
-        .context("inserting the tenant")?;
-    tenant_db::set_wechat_pay(
-        &mut tx,
-        &WechatPayRow {
-            tenant_id: tenant.id,
-            mch_id: MCH_ID.into(),
-            sub_mch_id: String::new(),
-            app_id: APP_ID.into(),
-            merchant_serial: MERCHANT_SERIAL.into(),
-            private_key_ref: secret_file(dir, "apiclient_key.pem", &merchant_key.private_pem)?,
-            apiv3_key_ref: secret_file(dir, "apiv3.key", APIV3_KEY)?,
-            public_key_id: Some(PUB_KEY_ID.into()),
-            public_key_ref: Some(secret_file(dir, "wxpay_pub.pem", &wxpay.public_pem)?),
-            platform_certs_ref: None,
-        },
-    )
-    .await
-    .context("configuring the WeChat Pay merchant")?;
-    tx.commit().await?;
-    Ok(tenant.id.0)
 }
 
 /// `n` bills of one payer each, with one unpaid WeChat Native order each; returns the orders'
@@ -1182,6 +1146,7 @@ fn render(args: &Args, cores: usize, r: &Results, problems: &[String]) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::merchant::MERCHANT_SERIAL;
 
     #[test]
     fn a_fifth_are_duplicates_each_after_its_original() {

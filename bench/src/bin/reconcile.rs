@@ -32,6 +32,8 @@
 )]
 #[path = "../cpu.rs"]
 mod cpu;
+#[path = "../merchant.rs"]
+mod merchant;
 #[path = "../publish.rs"]
 mod publish;
 #[allow(dead_code, reason = "shared with the other benchmarks")]
@@ -62,7 +64,6 @@ use minigate_payments::{bill::WechatBill, notification::Provider};
 use minigate_resolvers::{
     Deps,
     reconcile::{Stage, compare::expected_fee_fen, day_bounds, db::RunRow, reconcile},
-    tenant::db::{self as tenant_db, WechatPayRow},
 };
 use minigate_store::{Db, Id, testing::TestDb};
 use secrecy::SecretString;
@@ -70,7 +71,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::stats::{count_f64, median, u64_f64};
+use crate::{
+    merchant::{APIV3_KEY, APP_ID, JWT_SECRET, MCH_ID, MERCHANT_SERIAL, PUB_KEY_ID},
+    stats::{count_f64, median, u64_f64},
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -98,12 +102,6 @@ struct Args {
     fake_wechat_pay: bool,
 }
 
-const JWT_SECRET: &str = "minigate-bench-secret-0123456789abcdef";
-const MCH_ID: &str = "1900009191";
-const APP_ID: &str = "wxd678efh567hg6787";
-const PUB_KEY_ID: &str = "PUB_KEY_ID_0119000091912024";
-const MERCHANT_SERIAL: &str = "3775B6A45ACD588826D15E583A95F5DD3A1D4C5E";
-const APIV3_KEY: &str = "k9Qv2Lm7Xp4Rt8Zw1Ny6Bc3Hd5Fg0Js2";
 /// The fee rate of the merchant, the same at the fake (its default) and here (the column's).
 const FEE_RATE_BP: i64 = 60;
 /// Payments of the day that takes the one-time costs.
@@ -392,7 +390,7 @@ impl FakeProcess {
     }
 
     fn rss_kib(&self) -> Option<u64> {
-        vm_rss(&format!("/proc/{}/status", self.pid()))
+        cpu::vm_rss(&format!("/proc/{}/status", self.pid()))
     }
 
     fn cpu_ticks(&self) -> Option<u64> {
@@ -711,44 +709,17 @@ fn database_name(url: &str) -> String {
         .to_owned()
 }
 
-fn secret_file(dir: &Path, name: &str, text: &str) -> anyhow::Result<String> {
-    let path = dir.join(name);
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-    Ok(format!("file:{}", path.display()))
-}
-
-/// The tenant and its WeChat Pay merchant in public-key mode, as the e2e tests configure it.
+/// The tenant and its WeChat Pay merchant, whose agreed fee rate must be the fake's.
 async fn merchant(
     db: &Db,
     dir: &Path,
     wxpay: &RsaPem,
     merchant_key: &RsaPem,
 ) -> anyhow::Result<Id> {
-    let mut tx = db.begin().await?;
-    let tenant = tenant_db::insert_tenant(&mut tx, "bench", "Bench Car Rental")
-        .await
-        .context("inserting the tenant")?;
-    tenant_db::set_wechat_pay(
-        &mut tx,
-        &WechatPayRow {
-            tenant_id: tenant.id,
-            mch_id: MCH_ID.into(),
-            sub_mch_id: String::new(),
-            app_id: APP_ID.into(),
-            merchant_serial: MERCHANT_SERIAL.into(),
-            private_key_ref: secret_file(dir, "apiclient_key.pem", &merchant_key.private_pem)?,
-            apiv3_key_ref: secret_file(dir, "apiv3.key", APIV3_KEY)?,
-            public_key_id: Some(PUB_KEY_ID.into()),
-            public_key_ref: Some(secret_file(dir, "wxpay_pub.pem", &wxpay.public_pem)?),
-            platform_certs_ref: None,
-        },
-    )
-    .await
-    .context("configuring the WeChat Pay merchant")?;
-    tx.commit().await?;
+    let tenant = merchant::wechat_pay_tenant(db, dir, wxpay, merchant_key).await?;
     let rate: i32 =
         sqlx::query_scalar("select fee_rate_bp from tenant_wechat_pay where tenant_id = $1")
-            .bind(tenant.id.0)
+            .bind(tenant.0)
             .fetch_one(match db {
                 Db::Postgres(p) => p,
                 Db::Sqlite(_) => bail!("not PostgreSQL"),
@@ -757,7 +728,7 @@ async fn merchant(
     if i64::from(rate) != FEE_RATE_BP {
         bail!("the merchant's fee rate is {rate} bp, the fake charges {FEE_RATE_BP}");
     }
-    Ok(tenant.id)
+    Ok(tenant)
 }
 
 /// Seeds `day` here (bills, orders, refunds, in batches) and at the fake; returns how many
@@ -919,18 +890,6 @@ impl Batch {
 
 // ---------------------------------------------------------------------------------------------
 // Measuring a pass.
-
-/// Resident memory of a process in KiB, from its `status` file.
-fn vm_rss(path: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(path).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
 
 /// User plus system clock ticks of a `/proc/…/stat` file.
 fn stat_ticks(path: &str) -> Option<u64> {

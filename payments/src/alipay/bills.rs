@@ -9,8 +9,7 @@ use chrono::NaiveDate;
 use serde_json::json;
 
 use super::client::{AlipayApi, str_field};
-use crate::bill::BILL_DOWNLOAD_TIMEOUT;
-use crate::{AlipayMerchant, Error, Result, hex::hex, http::unreachable};
+use crate::{AlipayMerchant, Error, Result, bill::download};
 
 impl AlipayApi {
     /// The download URL of the `trade` bill of `date`; [`Error::BillNotReady`] while Alipay has
@@ -39,30 +38,6 @@ impl AlipayApi {
     /// Downloads the archive at `url` into `out`, a chunk at a time. Returns its SHA-256, kept
     /// with the run so that the file reconciled can be named later.
     pub async fn download_bill(&self, url: &str, out: &mut impl Write) -> Result<String> {
-        let mut res = self
-            .http()
-            .get(url)
-            // A day's bill can be tens of megabytes: more than the API calls' overall timeout
-            // allows.
-            .timeout(BILL_DOWNLOAD_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| unreachable(&e))?;
-        if !res.status().is_success() {
-            return Err(Error::Refused {
-                status: res.status().as_u16(),
-                code: "DOWNLOAD_FAILED".into(),
-                message: "the bill download was refused".into(),
-            });
-        }
-        let mut hash = digest::Context::new(&digest::SHA256);
-        while let Some(chunk) = res.chunk().await.map_err(|e| unreachable(&e))? {
-            hash.update(&chunk);
-            out.write_all(&chunk)
-                .map_err(|e| Error::Malformed(format!("bill file: {e}")))?;
-        }
-        out.flush()
-            .map_err(|e| Error::Malformed(format!("bill file: {e}")))?;
-        Ok(hex(hash.finish().as_ref()))
+        download(self.http().get(url), out, &digest::SHA256).await
     }
 }

@@ -171,39 +171,11 @@ pub async fn apply_decision(
 
 #[cfg(test)]
 mod tests {
-    use chrono::Duration;
 
     use super::*;
 
     fn order(status: &str, paid: Option<i64>) -> OrderRow {
-        let now = Utc::now();
-        OrderRow {
-            id: Id::new(),
-            tenant_id: Id::new(),
-            bill_id: Id::new(),
-            provider: "wechat".into(),
-            channel: "WECHAT_NATIVE".into(),
-            out_trade_no: "0123456789abcdef0123456789abcdef".into(),
-            merchant_id: "1900009191".into(),
-            app_id: "wx0".into(),
-            amount_fen: 1_000,
-            description: "Rent".into(),
-            status: status.into(),
-            payer_openid: None,
-            code_url: None,
-            prepay_id: None,
-            provider_trade_no: None,
-            paid_fen: paid,
-            paid_at: None,
-            refunded_fen: 0,
-            expires_at: now + Duration::minutes(30),
-            next_query_at: now,
-            query_count: 0,
-            closed_at: None,
-            created_by: None,
-            created_at: now,
-            updated_at: now,
-        }
+        crate::orders::db::sample_order(status, paid)
     }
 
     fn trade(state: TradeState, fen: Option<i64>) -> Trade {

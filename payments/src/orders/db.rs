@@ -439,3 +439,36 @@ pub async fn ledger_count(c: &mut Conn, order_id: Id) -> Result<i64> {
         order_id
     )?)
 }
+
+/// An order as tests need one: 1,000 fen by WeChat Native, in `status`, paid `paid`.
+#[cfg(test)]
+pub(crate) fn sample_order(status: &str, paid: Option<i64>) -> OrderRow {
+    let now = Utc::now();
+    OrderRow {
+        id: Id::new(),
+        tenant_id: Id::new(),
+        bill_id: Id::new(),
+        provider: "wechat".into(),
+        channel: "WECHAT_NATIVE".into(),
+        out_trade_no: "0123456789abcdef0123456789abcdef".into(),
+        merchant_id: "1900009191".into(),
+        app_id: "wx0".into(),
+        amount_fen: 1_000,
+        description: "Rent".into(),
+        status: status.into(),
+        payer_openid: None,
+        code_url: None,
+        prepay_id: None,
+        provider_trade_no: None,
+        paid_fen: paid,
+        paid_at: None,
+        refunded_fen: 0,
+        expires_at: now + chrono::Duration::minutes(30),
+        next_query_at: now,
+        query_count: 0,
+        closed_at: None,
+        created_by: None,
+        created_at: now,
+        updated_at: now,
+    }
+}

@@ -409,61 +409,68 @@ async fn clear_seen(c: &mut Conn, run_id: Id) -> Result<()> {
     Ok(())
 }
 
-/// Orders paid in `[from, to)` to this provider that the bill did not hold.
+/// Rows of "missing at the provider" read per query.
+pub const UNSEEN_PAGE: i64 = 1_000;
+
+/// Orders paid in `[from, to)` to this provider that the bill did not hold: a page of at most
+/// [`UNSEEN_PAGE`] in id order, after `after` (the last id of the previous page).
 pub async fn unseen_paid_orders(
     c: &mut Conn,
     run: &RunRow,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    after: Option<Id>,
 ) -> Result<Vec<OrderRow>> {
-    let ids: Vec<Id> = store::fetch_all!(
+    let ids: Vec<(Id,)> = store::fetch_all!(
         c,
         (Id,),
         "select o.id from payment_order o
          where o.tenant_id = $1 and o.provider = $2 and o.paid_at >= $3 and o.paid_at < $4 and o.paid_fen is not null
+           and ($6 is null or o.id > $6)
            and not exists (select 1 from reconciliation_seen s where s.run_id = $5 and s.item_id = o.id)
-         order by o.paid_at limit 10000",
+         order by o.id limit $7",
         run.tenant_id,
         &run.provider,
         from,
         to,
-        run.id
-    )?
-    .into_iter()
-    .map(|(id,)| id)
-    .collect();
-    crate::orders::db::by_ids(c, &ids).await
+        run.id,
+        after,
+        UNSEEN_PAGE
+    )?;
+    let ids: Vec<Id> = ids.into_iter().map(|(id,)| id).collect();
+    let mut rows = crate::orders::db::by_ids(c, &ids).await?;
+    rows.sort_by_key(|o| o.id);
+    Ok(rows)
 }
 
-/// Refunds the provider accepted in `[from, to)` that the bill did not hold.
+/// Refunds the provider accepted in `[from, to)` that the bill did not hold, paged like
+/// [`unseen_paid_orders`].
 pub async fn unseen_refunds(
     c: &mut Conn,
     run: &RunRow,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    after: Option<Id>,
 ) -> Result<Vec<RefundRow>> {
-    let ids: Vec<Id> = store::fetch_all!(
+    let ids: Vec<(Id,)> = store::fetch_all!(
         c,
         (Id,),
         "select r.id from payment_refund r
          where r.tenant_id = $1 and r.provider = $2 and r.accepted_at >= $3 and r.accepted_at < $4
            and r.status in ('PROCESSING', 'SUCCESS', 'ABNORMAL')
+           and ($6 is null or r.id > $6)
            and not exists (select 1 from reconciliation_seen s where s.run_id = $5 and s.item_id = r.id)
-         order by r.accepted_at limit 10000",
+         order by r.id limit $7",
         run.tenant_id,
         &run.provider,
         from,
         to,
-        run.id
-    )?
-    .into_iter()
-    .map(|(id,)| id)
-    .collect();
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.push(crate::refunds::db::get_refund(c, id).await?);
-    }
-    Ok(out)
+        run.id,
+        after,
+        UNSEEN_PAGE
+    )?;
+    let ids: Vec<Id> = ids.into_iter().map(|(id,)| id).collect();
+    let mut rows = crate::refunds::db::by_ids(c, &ids).await?;
+    rows.sort_by_key(|r| r.id);
+    Ok(rows)
 }
 
 /// The fee rate agreed with the provider, in basis points.

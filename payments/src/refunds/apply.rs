@@ -181,39 +181,13 @@ pub async fn apply_report(
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
-    use minigate_store::Id;
 
     use super::*;
 
     fn paid_order(paid: Option<i64>, closed: bool) -> OrderRow {
-        let now = Utc::now();
-        OrderRow {
-            id: Id::new(),
-            tenant_id: Id::new(),
-            bill_id: Id::new(),
-            provider: "wechat".into(),
-            channel: "WECHAT_NATIVE".into(),
-            out_trade_no: "0123456789abcdef0123456789abcdef".into(),
-            merchant_id: "1900009191".into(),
-            app_id: "wx0".into(),
-            amount_fen: 1_000,
-            description: "Rent".into(),
-            status: "PAID".into(),
-            payer_openid: None,
-            code_url: None,
-            prepay_id: None,
-            provider_trade_no: None,
-            paid_fen: paid,
-            paid_at: Some(now),
-            refunded_fen: 0,
-            expires_at: now,
-            next_query_at: now,
-            query_count: 0,
-            closed_at: closed.then_some(now),
-            created_by: None,
-            created_at: now,
-            updated_at: now,
-        }
+        let mut o = crate::orders::db::sample_order("PAID", paid);
+        o.closed_at = closed.then(Utc::now);
+        o
     }
 
     #[test]

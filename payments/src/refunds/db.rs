@@ -120,6 +120,16 @@ pub async fn list_for_orders(c: &mut Conn, order_ids: &[Id]) -> Result<Vec<Refun
     )?)
 }
 
+/// The refunds with these ids.
+pub async fn by_ids(c: &mut Conn, ids: &[Id]) -> Result<Vec<RefundRow>> {
+    Ok(store::fetch_all!(
+        c,
+        RefundRow,
+        select_refund!("where id = any($1)"),
+        store::List(ids.to_vec())
+    )?)
+}
+
 /// The refunds with these numbers (a batch of bill rows).
 pub async fn by_out_refund_nos(c: &mut Conn, nos: &[String]) -> Result<Vec<RefundRow>> {
     Ok(store::fetch_all!(

@@ -4,16 +4,15 @@
 
 use std::io::Write;
 
+use aws_lc_rs::digest;
 use chrono::NaiveDate;
 use reqwest::Method;
 use serde::Deserialize;
 
 use super::client::{WechatPayApi, parse};
-use crate::bill::BILL_DOWNLOAD_TIMEOUT;
 use crate::{
     Error, Result, WechatMerchant,
-    bill::{Sha1Writer, check_sha1},
-    http::unreachable,
+    bill::{check_sha1, download},
 };
 
 /// Where a day's bill can be downloaded, and its digest.
@@ -71,33 +70,11 @@ impl WechatPayApi {
             &nonce,
             "",
         )?;
-        let mut res = self
+        let request = self
             .http()
             .request(Method::GET, url)
-            .header(reqwest::header::AUTHORIZATION, auth)
-            // A day's bill can be tens of megabytes: more than the API calls' overall timeout
-            // allows.
-            .timeout(BILL_DOWNLOAD_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| unreachable(&e))?;
-        if !res.status().is_success() {
-            return Err(Error::Refused {
-                status: res.status().as_u16(),
-                code: "DOWNLOAD_FAILED".into(),
-                message: "the bill download was refused".into(),
-            });
-        }
-        let mut hashing = Sha1Writer::new(out);
-        while let Some(chunk) = res.chunk().await.map_err(|e| unreachable(&e))? {
-            hashing
-                .write_all(&chunk)
-                .map_err(|e| Error::Malformed(format!("bill file: {e}")))?;
-        }
-        hashing
-            .flush()
-            .map_err(|e| Error::Malformed(format!("bill file: {e}")))?;
-        let (_, actual) = hashing.finish();
+            .header(reqwest::header::AUTHORIZATION, auth);
+        let actual = download(request, out, &digest::SHA1_FOR_LEGACY_USE_ONLY).await?;
         check_sha1(&link.hash_value, &actual)?;
         Ok(actual)
     }

@@ -208,6 +208,12 @@ impl Worker {
         pass: &mut Pass,
     ) -> Result<()> {
         let mut tx = self.db.begin().await?;
+        // A failure worth retrying waits, unless this was the last attempt.
+        let retry = if d.attempts >= self.settings.max_attempts {
+            DEAD
+        } else {
+            PENDING
+        };
         let (status, next, kind, code, detail, msg_id) = match &outcome {
             SendOutcome::Sent { provider_msg_id } => {
                 (SENT, now, "SENT", None, None, provider_msg_id.as_deref())
@@ -229,13 +235,8 @@ impl Worker {
                     .and_then(|r| Duration::from_std(r).ok())
                     .unwrap_or_else(|| self.backoff(d.attempts))
                     .max(self.backoff_floor());
-                let status = if d.attempts >= self.settings.max_attempts {
-                    DEAD
-                } else {
-                    PENDING
-                };
                 (
-                    status,
+                    retry,
                     now + wait,
                     "TRANSIENT",
                     Some(code.as_str()),
@@ -243,21 +244,14 @@ impl Worker {
                     None,
                 )
             }
-            SendOutcome::Credential { code, detail } => {
-                let status = if d.attempts >= self.settings.max_attempts {
-                    DEAD
-                } else {
-                    PENDING
-                };
-                (
-                    status,
-                    now + self.settings.credential_backoff,
-                    "CREDENTIAL",
-                    Some(code.as_str()),
-                    Some(detail.as_str()),
-                    None,
-                )
-            }
+            SendOutcome::Credential { code, detail } => (
+                retry,
+                now + self.settings.credential_backoff,
+                "CREDENTIAL",
+                Some(code.as_str()),
+                Some(detail.as_str()),
+                None,
+            ),
         };
         let settlement = Settlement {
             at: now,

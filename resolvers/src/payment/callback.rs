@@ -98,7 +98,7 @@ pub(super) fn alipay_reply(status: u16) -> Reply {
 /// The merchants a WeChat Pay notification may be for, by the key that signed it; a key nobody
 /// has may be a platform certificate WeChat Pay rotated in, so they are fetched once
 /// (rate-limited) before giving up. `Err` is the reply to send.
-pub(super) async fn wechat_candidates(
+async fn wechat_candidates(
     d: &Deps,
     headers: &[(String, String)],
 ) -> Result<Vec<std::sync::Arc<minigate_payments::WechatMerchant>>, Reply> {
@@ -130,31 +130,53 @@ pub(super) async fn wechat_candidates(
     Ok(candidates)
 }
 
-/// `POST /pay/wechat/notify`. `headers` are the request's, names in lower case.
-pub async fn wechat_notify(d: &Deps, headers: &[(String, String)], body: &[u8]) -> Reply {
-    let candidates = match wechat_candidates(d, headers).await {
-        Ok(c) => c,
-        Err(reply) => return reply,
-    };
+/// Finds the merchant whose keys open a WeChat Pay notification (`open` verifies and decrypts
+/// it with one merchant's keys, given the time) and what it holds. `Err` is the reply: 401 when
+/// no merchant's keys open it.
+pub(super) async fn open_wechat<T>(
+    d: &Deps,
+    headers: &[(String, String)],
+    open: impl Fn(&minigate_payments::WechatMerchant, i64) -> minigate_payments::Result<T>,
+) -> Result<(std::sync::Arc<minigate_payments::WechatMerchant>, T), Reply> {
+    let candidates = wechat_candidates(d, headers).await?;
     let now = Utc::now().timestamp();
     let mut failure = None;
     for m in candidates {
-        match wechat::notify::open(&m, headers, body, Some(now)) {
-            Ok(n) => {
-                return match record(d, m.tenant_id, &m.mch_id, &n, headers, body).await {
-                    Ok(_) => wechat_reply(200, "", ""),
-                    Err(e) => {
-                        tracing::error!(code = e.code(), error = %e, "payment notification not stored; WeChat Pay will retry");
-                        wechat_reply(500, e.code(), "not stored, send again")
-                    }
-                };
-            }
+        match open(&m, now) {
+            Ok(n) => return Ok((m, n)),
             Err(e) => failure = Some(e),
         }
     }
     let e = failure.unwrap_or(minigate_payments::Error::SignatureInvalid);
     let (status, code) = refused("wechat", &e);
-    wechat_reply(status, code, "notification refused")
+    Err(wechat_reply(status, code, "notification refused"))
+}
+
+/// The answer to WeChat Pay once a notification was stored, or could not be (5xx: it sends it
+/// again).
+pub(super) fn wechat_stored(what: &str, stored: Result<Outcome>) -> Reply {
+    match stored {
+        Ok(_) => wechat_reply(200, "", ""),
+        Err(e) => {
+            tracing::error!(code = e.code(), error = %e, "{what} notification not stored; WeChat Pay will retry");
+            wechat_reply(500, e.code(), "not stored, send again")
+        }
+    }
+}
+
+/// `POST /pay/wechat/notify`. `headers` are the request's, names in lower case.
+pub async fn wechat_notify(d: &Deps, headers: &[(String, String)], body: &[u8]) -> Reply {
+    match open_wechat(d, headers, |m, now| {
+        wechat::notify::open(m, headers, body, Some(now))
+    })
+    .await
+    {
+        Ok((m, n)) => wechat_stored(
+            "payment",
+            record(d, m.tenant_id, &m.mch_id, &n, headers, body).await,
+        ),
+        Err(reply) => reply,
+    }
 }
 
 /// `POST /pay/alipay/notify`: a form; Alipay retries until it reads `success`.

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
 use minigate_payments::{
     AlipayMerchant, alipay,
     notification::Notification,
@@ -17,39 +16,23 @@ use minigate_payments::{
 };
 use minigate_store::Id;
 
-use super::callback::{
-    Outcome, Reply, alipay_reply, count, refused, wechat_candidates, wechat_reply,
-};
+use super::callback::{Outcome, Reply, alipay_reply, count, open_wechat, refused, wechat_stored};
 use super::settle::emit;
 use crate::{Deps, Result};
 
 /// `POST /pay/wechat/refund-notify`.
 pub async fn wechat_refund_notify(d: &Deps, headers: &[(String, String)], body: &[u8]) -> Reply {
-    let candidates = match wechat_candidates(d, headers).await {
-        Ok(c) => c,
-        Err(reply) => return reply,
-    };
-    let now = Utc::now().timestamp();
-    let mut failure = None;
-    for m in candidates {
-        match wechat::refunds::open_refund_notification(&m, headers, body, Some(now)) {
-            Ok(n) => {
-                return match record_refund(d, "wechat", m.tenant_id, &m.mch_id, &n, headers, body)
-                    .await
-                {
-                    Ok(_) => wechat_reply(200, "", ""),
-                    Err(e) => {
-                        tracing::error!(code = e.code(), error = %e, "refund notification not stored; WeChat Pay will retry");
-                        wechat_reply(500, e.code(), "not stored, send again")
-                    }
-                };
-            }
-            Err(e) => failure = Some(e),
-        }
+    match open_wechat(d, headers, |m, now| {
+        wechat::refunds::open_refund_notification(m, headers, body, Some(now))
+    })
+    .await
+    {
+        Ok((m, n)) => wechat_stored(
+            "refund",
+            record_refund(d, "wechat", m.tenant_id, &m.mch_id, &n, headers, body).await,
+        ),
+        Err(reply) => reply,
     }
-    let e = failure.unwrap_or(minigate_payments::Error::SignatureInvalid);
-    let (status, code) = refused("wechat", &e);
-    wechat_reply(status, code, "notification refused")
 }
 
 /// A verified Alipay trade notify that reports a refund.

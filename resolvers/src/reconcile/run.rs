@@ -495,20 +495,42 @@ async fn repair_refund(
 
 /// The day's paid orders and accepted refunds that the bill did not hold.
 async fn missing_at_provider(d: &Deps, run: &RunRow) -> Result<()> {
-    let (from, to) = day_bounds(run.bill_date);
+    let day = day_bounds(run.bill_date);
     let mut c = d.db.conn().await?;
-    for o in db::unseen_paid_orders(&mut c, run, from, to).await? {
-        record(&mut c, run, &compare::order_missing_at_provider(&o), false).await?;
+    let mut after = None;
+    loop {
+        let page = db::unseen_paid_orders(&mut c, run, day, after).await?;
+        for o in &page {
+            record(&mut c, run, &compare::order_missing_at_provider(o), false).await?;
+        }
+        match page.last() {
+            Some(o) => after = Some(o.id),
+            None => break,
+        }
     }
-    for r in db::unseen_refunds(&mut c, run, from, to).await? {
-        let o = orders::db::get_order(&mut c, r.order_id).await?;
-        record(
-            &mut c,
-            run,
-            &compare::refund_missing_at_provider(&r, &o.out_trade_no),
-            false,
-        )
-        .await?;
+    let mut after = None;
+    loop {
+        let page = db::unseen_refunds(&mut c, run, day, after).await?;
+        let order_ids: Vec<Id> = page.iter().map(|r| r.order_id).collect();
+        let trade_nos: HashMap<Id, String> = orders::db::by_ids(&mut c, &order_ids)
+            .await?
+            .into_iter()
+            .map(|o| (o.id, o.out_trade_no))
+            .collect();
+        for r in &page {
+            let no = trade_nos.get(&r.order_id).map_or("", String::as_str);
+            record(
+                &mut c,
+                run,
+                &compare::refund_missing_at_provider(r, no),
+                false,
+            )
+            .await?;
+        }
+        match page.last() {
+            Some(r) => after = Some(r.id),
+            None => break,
+        }
     }
     Ok(())
 }
