@@ -30,7 +30,7 @@ use secrecy::SecretString;
 use crate::{
     client_ip::TrustedProxies,
     config::Config,
-    http::{graphql, health, media, observe::observe, pay, ws},
+    http::{graphql, health, media, oa, observe::observe, pay, ws},
     ratelimit::{LocalLimiter, RedisLimiter},
     secrets::EnvAndFiles,
 };
@@ -226,6 +226,10 @@ pub fn routes(state: Arc<State>) -> impl poem::Endpoint {
             poem::post(pay::wechat_refund_notify),
         )
         .at("/pay/alipay/notify", poem::post(pay::alipay_notify))
+        .at(
+            "/wechat/oa/callback/:app_id",
+            get(oa::verify).post(oa::receive),
+        )
         .at("/media", poem::post(media::upload))
         .at("/media/:id/:variant", get(media::serve));
     if !state.config.production() {
@@ -262,6 +266,10 @@ pub async fn bind(
 /// (up to the configured grace period).
 /// How often the reconciliation job looks for runs to start or retry.
 const RECONCILIATION_EVERY_SECS: u64 = 300;
+/// How often follower syncs nobody runs are looked for.
+const FOLLOWER_SYNC_EVERY_SECS: u64 = 10;
+/// How often rent bills due tomorrow are looked for (each reminder is sent once).
+const RENT_DUE_EVERY_SECS: u64 = 600;
 
 pub async fn serve(
     state: Arc<State>,
@@ -279,6 +287,8 @@ pub async fn serve(
     let mut stopped_too = stopped.clone();
     let mut stopped_three = stopped.clone();
     let mut stopped_four = stopped.clone();
+    let mut stopped_five = stopped.clone();
+    let mut stopped_rent = stopped.clone();
     let worker = tokio::spawn(dispatcher.run(async move {
         let mut stopped = stopped;
         let _ = stopped.changed().await;
@@ -315,6 +325,22 @@ pub async fn serve(
             let _ = stopped_four.changed().await;
         }),
     );
+    // Official-account follower syncs started here or elsewhere, or cut off, go on.
+    let follower_syncs = tokio::spawn(minigate_resolvers::delivery::followers::keep_resuming(
+        state.deps.clone(),
+        Duration::from_secs(FOLLOWER_SYNC_EVERY_SECS),
+        async move {
+            let _ = stopped_five.changed().await;
+        },
+    ));
+    // From 09:00 Beijing time, reminders of tomorrow's rent (one replica at a time).
+    let rent_due = tokio::spawn(minigate_resolvers::delivery::sources::rent_due_loop(
+        state.db.clone(),
+        Duration::from_secs(RENT_DUE_EVERY_SECS),
+        async move {
+            let _ = stopped_rent.changed().await;
+        },
+    ));
     let closing = state.clone();
     let signal = async move {
         shutdown.await;
@@ -328,6 +354,8 @@ pub async fn serve(
     let _ = active_query.await;
     let _ = reconciliation.await;
     let _ = deliveries.await;
+    let _ = follower_syncs.await;
+    let _ = rent_due.await;
     db.close().await;
     served?;
     Ok(())

@@ -3,6 +3,7 @@
 pub mod graphql;
 pub mod health;
 pub mod media;
+pub mod oa;
 pub mod observe;
 pub mod pay;
 mod reply;

@@ -8,8 +8,10 @@
 //! can send again ([`db::retry_dead`]). Quiet hours and a daily cap per person defer reminders
 //! and marketing, never payment or accident messages ([`policy`]).
 
+mod batch;
 pub mod consent;
 pub mod db;
+pub mod fanout;
 pub mod policy;
 mod worker;
 
@@ -19,7 +21,7 @@ pub use db::{Delivery, NewDelivery, enqueue};
 pub use worker::{Pass, Sender, Worker, WorkerSettings};
 
 /// Where a message goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Channel {
     /// A mini-program subscribe message (needs an unused consent).
     Subscribe,

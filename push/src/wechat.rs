@@ -5,6 +5,7 @@
 //! WeChat answers HTTP 200 for most failures and says what went wrong in `errcode` / `errmsg`
 //! (absent or 0 means success); `classify` turns those into this crate's [`Error`]s.
 
+pub mod followers;
 pub mod messages;
 pub mod oa_crypto;
 mod oa_xml;
@@ -24,6 +25,12 @@ pub use token::TokenStore;
 /// How long before WeChat's stated expiry a cached token stops being used, so that a token is
 /// never sent in its last minutes (WeChat's clock and ours differ, and requests take time).
 const TOKEN_SAFETY_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// How long one replica may hold the right to refresh an app's token (longer than a request).
+const REFRESH_LOCK_TTL: Duration = Duration::from_secs(15);
+/// How long the others wait for its token before giving up, and how often they look.
+const REFRESH_WAIT: Duration = Duration::from_secs(20);
+const REFRESH_POLL: Duration = Duration::from_millis(50);
 
 const USER_AGENT: &str = concat!("minigate/", env!("CARGO_PKG_VERSION"));
 
@@ -79,6 +86,8 @@ enum Api {
     CodeToSession,
     StableToken,
     PhoneNumber,
+    UserGet,
+    UserInfoBatchget,
 }
 
 impl Api {
@@ -87,6 +96,8 @@ impl Api {
             Api::CodeToSession => "wechat jscode2session",
             Api::StableToken => "wechat stable_token",
             Api::PhoneNumber => "wechat getuserphonenumber",
+            Api::UserGet => "wechat user/get",
+            Api::UserInfoBatchget => "wechat user/info/batchget",
         }
     }
 }
@@ -261,12 +272,7 @@ impl WechatClient {
         if let Some(token) = self.tokens.get(&app.app_id).await? {
             return Ok(token);
         }
-        let _guard = self.refresh.lock().await;
-        // Another task may have fetched it while we waited.
-        if let Some(token) = self.tokens.get(&app.app_id).await? {
-            return Ok(token);
-        }
-        self.fetch_token(app, false).await
+        self.refresh_once(app, None).await
     }
 
     /// A token to use instead of `rejected`: one another task or replica already cached, or a
@@ -276,13 +282,56 @@ impl WechatClient {
         app: &AppCredentials,
         rejected: &SecretString,
     ) -> Result<SecretString> {
+        self.refresh_once(app, Some(rejected)).await
+    }
+
+    /// Fetches the app's token, once for all tasks of this process (the mutex) and all replicas
+    /// sharing the Redis store (the refresh lock): the others wait for the token it caches.
+    /// With `rejected`, a cached token other than that one is taken as already refreshed, and a
+    /// fetch forces a new token.
+    async fn refresh_once(
+        &self,
+        app: &AppCredentials,
+        rejected: Option<&SecretString>,
+    ) -> Result<SecretString> {
         let _guard = self.refresh.lock().await;
-        if let Some(token) = self.tokens.get(&app.app_id).await?
-            && token.expose_secret() != rejected.expose_secret()
-        {
-            return Ok(token);
+        let usable =
+            |t: &SecretString| rejected.is_none_or(|r| r.expose_secret() != t.expose_secret());
+        let give_up = tokio::time::Instant::now() + REFRESH_WAIT;
+        loop {
+            if let Some(token) = self.tokens.get(&app.app_id).await?
+                && usable(&token)
+            {
+                return Ok(token);
+            }
+            if let Some(lock) = self
+                .tokens
+                .try_refresh_lock(&app.app_id, REFRESH_LOCK_TTL)
+                .await?
+            {
+                // Another replica may have cached a token between our look and the lock.
+                let cached = match self.tokens.get(&app.app_id).await {
+                    Ok(Some(token)) if usable(&token) => Ok(Some(token)),
+                    Ok(_) => Ok(None),
+                    Err(e) => Err(e),
+                };
+                let result = match cached {
+                    Ok(Some(token)) => Ok(token),
+                    Ok(None) => self.fetch_token(app, rejected.is_some()).await,
+                    Err(e) => Err(e),
+                };
+                lock.release().await;
+                return result;
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return Err(upstream(
+                    Api::StableToken,
+                    "another replica's token refresh did not finish in time",
+                    None,
+                ));
+            }
+            tokio::time::sleep(REFRESH_POLL).await;
         }
-        self.fetch_token(app, true).await
     }
 
     async fn fetch_token(&self, app: &AppCredentials, force_refresh: bool) -> Result<SecretString> {
@@ -341,6 +390,17 @@ impl WechatClient {
             .map_err(|e| upstream(api, "reading the answer failed", Some(e)))?;
         parse_answer(api, &body)
     }
+}
+
+/// 128 random bits as hex: a lock holder's mark.
+pub(crate) fn nonce() -> String {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let mut bytes = [0u8; 16];
+    if SystemRandom::new().fill(&mut bytes).is_err() {
+        // Not secret, only distinct: the time will do.
+        return format!("{:?}", std::time::SystemTime::now());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Splits an answer into success (`errcode` absent or 0) and WeChat's refusal.

@@ -20,35 +20,11 @@ use minigate_push::{
     },
     outcome::SendOutcome,
 };
-use minigate_store::{self as store, Backend, Db, Id, testing::TestDb};
+use minigate_store::{self as store, Backend, Db, Id};
 use serde_json::json;
 use tokio::sync::Notify;
 
-macro_rules! on_both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let t = TestDb::new(Backend::Sqlite, None).await.unwrap();
-                ($body)(t.db.clone()).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Ok(pg) = std::env::var("DATABASE_URL") else {
-                    assert!(
-                        std::env::var_os("CI").is_none(),
-                        "CI must run this: set DATABASE_URL"
-                    );
-                    eprintln!("DATABASE_URL not set: skipped");
-                    return;
-                };
-                let t = TestDb::new(Backend::Postgres, Some(&pg)).await.unwrap();
-                ($body)(t.db.clone()).await;
-            }
-        }
-    };
-}
+use minigate_store::on_both_backends as on_both;
 
 // ---------------------------------------------------------------------------------------------
 // Clock: every pass runs at a chosen instant, on a day that is not today, so that nothing
@@ -948,9 +924,11 @@ on_both!(
 // ---------------------------------------------------------------------------------------------
 // 7. Workers that die or hang.
 
+/// One send at a time, so that a test knows which rows a hung worker has not reached.
 fn leased() -> WorkerSettings {
     WorkerSettings {
         batch: 5,
+        concurrency: 1,
         lease: Duration::seconds(60),
         ..quick()
     }
@@ -1014,6 +992,79 @@ on_both!(
         }
         assert_eq!(script_a.total(), 1);
         assert_eq!(count(&db, delivery::SENT).await, 5);
+    }
+);
+
+on_both!(
+    a_worker_killed_with_sends_in_flight_loses_nothing_and_repeats_only_those,
+    |db: Db| async move {
+        let t = tenant(&db).await;
+        let u = user(&db, t).await;
+        let mut ids = Vec::new();
+        for _ in 0..8 {
+            ids.push(enqueue(&db, &Msg::new(t, u, Class::Essential, &[Channel::Template])).await);
+        }
+        // Four sends at a time; the first and third calls never answer, the rest do.
+        let script_a = Script::new("A");
+        script_a.then(Channel::Template, Step::Hang);
+        script_a.answer(
+            Channel::Template,
+            SendOutcome::Sent {
+                provider_msg_id: Some("A-second".to_owned()),
+            },
+        );
+        script_a.then(Channel::Template, Step::Hang);
+        let settings = WorkerSettings {
+            batch: 8,
+            concurrency: 4,
+            ..leased()
+        };
+        let a = Arc::new(worker(&db, "A", &script_a, settings.clone()));
+        let task = tokio::spawn({
+            let a = a.clone();
+            async move { a.run_once(noon()).await }
+        });
+        script_a.wait_calls(8).await;
+        let deadline = Instant::now() + StdDuration::from_secs(10);
+        while count(&db, delivery::SENT).await < 6 {
+            assert!(
+                Instant::now() < deadline,
+                "A settled fewer than 6 answered sends"
+            );
+            tokio::time::sleep(StdDuration::from_millis(5)).await;
+        }
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        let hung: Vec<Id> = {
+            let mut hung = Vec::new();
+            for id in &ids {
+                if get(&db, *id).await.status == delivery::SENDING {
+                    hung.push(*id);
+                }
+            }
+            hung
+        };
+        assert_eq!(hung.len(), 2, "the two sends without an answer stay A's");
+
+        let script_b = Script::new("B");
+        let b = worker(&db, "B", &script_b, settings);
+        let pass = b.run_once(noon() + Duration::seconds(61)).await.unwrap();
+        assert_eq!((pass.reclaimed, pass.claimed, pass.sent), (2, 2, 2));
+        assert_eq!(count(&db, delivery::SENT).await, 8, "nothing lost");
+        for id in &ids {
+            assert_eq!(script_a.calls(*id), 1);
+            let expected_b = usize::from(hung.contains(id));
+            assert_eq!(
+                script_b.calls(*id),
+                expected_b,
+                "only unanswered sends repeat"
+            );
+            let who = attempts(&db, *id).await.last().map(|a| a.3.clone());
+            assert_eq!(
+                who.as_deref(),
+                Some(if hung.contains(id) { "B" } else { "A" })
+            );
+        }
     }
 );
 

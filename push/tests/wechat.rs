@@ -1,11 +1,13 @@
 //! The WeChat client against the fake WeChat server. The token cache runs in-process, and in
 //! Redis too when `REDIS_URL` names a server (an unreachable one fails the test).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use minigate_fakes::wechat::FakeWechat;
 use minigate_push::wechat::{AppCredentials, TokenStore, WechatClient, WechatConfig};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 const APP_ID: &str = "wx0123456789abcdef";
 const SECRET: &str = "app-secret-1";
@@ -234,4 +236,80 @@ async fn replicas_share_one_access_token_through_redis() {
         .query_async(&mut conn)
         .await
         .unwrap();
+}
+
+/// Two replicas that each have their own process-local lock, sharing Redis.
+async fn two_replicas(fake: &FakeWechat) -> Option<(WechatClient, WechatClient, String)> {
+    let Ok(url) = std::env::var("REDIS_URL") else {
+        eprintln!("REDIS_URL not set: Redis token store run skipped");
+        return None;
+    };
+    let conn = || async {
+        redis::aio::ConnectionManager::new(redis::Client::open(url.as_str()).unwrap())
+            .await
+            .unwrap()
+    };
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let prefix = format!("minigate-test:{}:{nanos}:", std::process::id());
+    let a = client(
+        &fake.base_url,
+        TokenStore::redis(conn().await, prefix.clone()),
+    );
+    let b = client(
+        &fake.base_url,
+        TokenStore::redis(conn().await, prefix.clone()),
+    );
+    Some((a, b, prefix))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_asking_for_a_token_at_once_cause_one_refresh() {
+    let fake = fake_with_app().await;
+    let Some((a, b, _)) = two_replicas(&fake).await else {
+        return;
+    };
+    // Many callers on each replica, all at once, none with a cached token.
+    let mut calls = Vec::new();
+    for i in 0..16 {
+        let replica = if i % 2 == 0 { a.clone() } else { b.clone() };
+        calls.push(tokio::spawn(async move {
+            replica.access_token(&app(SECRET)).await.unwrap()
+        }));
+    }
+    let mut tokens = Vec::new();
+    for c in calls {
+        tokens.push(c.await.unwrap().expose_secret().to_owned());
+    }
+    tokens.dedup();
+    assert_eq!(tokens.len(), 1, "every caller got the same token");
+    assert_eq!(fake.calls("/cgi-bin/stable_token"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_rejected_on_two_replicas_at_once_is_replaced_once() {
+    let fake = fake_with_app().await;
+    let Some((a, b, _)) = two_replicas(&fake).await else {
+        return;
+    };
+    a.access_token(&app(SECRET)).await.unwrap();
+    fake.expire_access_tokens();
+    let codes: Vec<String> = (0..8)
+        .map(|i| fake.phone_code(APP_ID, &format!("1380013800{i}")))
+        .collect();
+    let mut calls = Vec::new();
+    for (i, code) in codes.into_iter().enumerate() {
+        let replica = if i % 2 == 0 { a.clone() } else { b.clone() };
+        calls.push(tokio::spawn(async move {
+            replica.phone_number(&app(SECRET), &code).await.unwrap()
+        }));
+    }
+    for c in calls {
+        c.await.unwrap();
+    }
+    // The first token, then one forced refresh for all eight rejected calls: not a storm of
+    // forced refreshes each invalidating the token the others just got.
+    assert_eq!(fake.calls("/cgi-bin/stable_token"), 2);
 }

@@ -3,8 +3,16 @@
 //! operators look at deliveries by status, channel, person and cause, and send a dead letter
 //! again. The engine itself is `minigate_push::delivery`.
 
+pub mod config;
+pub mod followers;
+mod memo;
+pub mod oa_callback;
 mod object;
+pub mod route;
 mod sender;
+pub mod sources;
 
+pub use config::{PushConfigMutation, PushConfigQuery};
+pub use followers::{FollowerSyncMutation, FollowerSyncQuery};
 pub use object::{DeliveryMutation, DeliveryQuery};
 pub use sender::WechatSender;

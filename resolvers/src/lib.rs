@@ -24,6 +24,7 @@ pub mod registry;
 pub mod tenant;
 pub mod validate;
 mod viewer;
+pub mod violation;
 
 pub use deps::{Deps, RateLimited, RateLimiter, SecretError, Secrets};
 pub use error::{Error, Result};

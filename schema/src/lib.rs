@@ -14,13 +14,17 @@ use minigate_resolvers::{
     Deps,
     auth::{AuthMutation, AuthQuery},
     billing::{BillingMutation, BillingQuery},
-    delivery::{DeliveryMutation, DeliveryQuery},
+    delivery::{
+        DeliveryMutation, DeliveryQuery, FollowerSyncMutation, FollowerSyncQuery,
+        PushConfigMutation, PushConfigQuery,
+    },
     media::MediaQuery,
     notice::{NoticeMutation, NoticeQuery, NoticeSubscription},
     payment::{PaymentMutation, PaymentQuery, PaymentSubscription},
     reconcile::{ReconciliationMutation, ReconciliationQuery},
     registry::{RegistryMutation, RegistryQuery},
     tenant::{TenantMutation, TenantQuery},
+    violation::{ViolationMutation, ViolationQuery},
 };
 
 pub use codes::{ErrorCodes, REQUEST_ERROR_CODES, all_codes, assign_codes};
@@ -37,6 +41,9 @@ pub struct Query(
     ReconciliationQuery,
     MediaQuery,
     DeliveryQuery,
+    FollowerSyncQuery,
+    PushConfigQuery,
+    ViolationQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -49,6 +56,9 @@ pub struct Mutation(
     PaymentMutation,
     ReconciliationMutation,
     DeliveryMutation,
+    FollowerSyncMutation,
+    PushConfigMutation,
+    ViolationMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -125,6 +125,40 @@ impl Drop for TestDb {
     }
 }
 
+/// A test that runs on both backends: `$name::sqlite` on a fresh SQLite file, and
+/// `$name::postgres` on a fresh database of the server `DATABASE_URL` names (skipped without it,
+/// except in CI, where that fails). `$body` is a closure taking the [`Db`] and returning a future.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let t = $crate::testing::TestDb::new($crate::Backend::Sqlite, None)
+                    .await
+                    .unwrap();
+                ($body)(t.db.clone()).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Ok(url) = std::env::var("DATABASE_URL") else {
+                    assert!(
+                        std::env::var_os("CI").is_none(),
+                        "CI must run the PostgreSQL variant: set DATABASE_URL"
+                    );
+                    eprintln!("DATABASE_URL not set: PostgreSQL run skipped");
+                    return;
+                };
+                let t = $crate::testing::TestDb::new($crate::Backend::Postgres, Some(&url))
+                    .await
+                    .unwrap();
+                ($body)(t.db.clone()).await;
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

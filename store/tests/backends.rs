@@ -7,33 +7,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use minigate_store::{Backend, Db, DbOptions, Id, List, Unique, testing::TestDb};
+use minigate_store::{Backend, Db, DbOptions, Id, List, Unique};
 
-macro_rules! on_both_backends {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let t = TestDb::new(Backend::Sqlite, None).await.unwrap();
-                ($body)(t.db.clone()).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Ok(url) = std::env::var("DATABASE_URL") else {
-                    assert!(
-                        std::env::var_os("CI").is_none(),
-                        "CI must run the PostgreSQL variant: set DATABASE_URL"
-                    );
-                    eprintln!("DATABASE_URL not set: PostgreSQL run skipped");
-                    return;
-                };
-                let t = TestDb::new(Backend::Postgres, Some(&url)).await.unwrap();
-                ($body)(t.db.clone()).await;
-            }
-        }
-    };
-}
+use minigate_store::on_both_backends;
 
 async fn insert_tenant(db: &Db, slug: &str) -> Id {
     let id = Id::new();

@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use minigate_push::delivery::{self, Channel, Class, NewDelivery};
-use minigate_resolvers::tenant::db as tenant_db;
 use minigate_store::{self as store, Id};
 use serde_json::{Value, json};
 
@@ -15,26 +14,6 @@ const MP: &str = "wxmpdelivery0001";
 const OA: &str = "wxoadelivery0001";
 const SUB_TEMPLATE: &str = "sub-notice-template";
 const OA_TEMPLATE: &str = "oa-notice-template";
-
-/// Registers the company's official account with the fake WeChat and the database.
-async fn official_account(app: &TestApp, tenant: Id) {
-    let secret = "secret-of-the-official-account";
-    let path = app.dir.join("oa.secret");
-    std::fs::write(&path, secret).unwrap();
-    app.wechat.add_app(OA, secret);
-    let mut tx = app.db().begin().await.unwrap();
-    tenant_db::upsert_app(
-        &mut tx,
-        tenant,
-        tenant_db::OFFICIAL_ACCOUNT,
-        OA,
-        "service account",
-        &format!("file:{}", path.display()),
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-}
 
 async fn templates(app: &TestApp, tenant: Id) {
     app.wechat
@@ -129,7 +108,8 @@ both!(
     |app: TestApp| async move {
         let (tenant, admin) = app.admin("deliver").await;
         app.mini_program(tenant, MP).await;
-        official_account(&app, tenant).await;
+        app.official_account(tenant, OA, "secret-of-the-official-account")
+            .await;
         templates(&app, tenant).await;
 
         // A driver signed in with WeChat who accepted one subscribe message.

@@ -532,3 +532,25 @@ impl TestApp {
             .unwrap()
     }
 }
+
+impl TestApp {
+    /// Registers an official account of `tenant` with the fake WeChat and the database, its
+    /// secret in a file of the test's folder.
+    pub async fn official_account(&self, tenant: Id, app_id: &str, secret: &str) {
+        let path = self.dir.join(format!("{app_id}.secret"));
+        std::fs::write(&path, secret).unwrap();
+        self.wechat.add_app(app_id, secret);
+        let mut tx = self.db().begin().await.unwrap();
+        tenant_db::upsert_app(
+            &mut tx,
+            tenant,
+            tenant_db::OFFICIAL_ACCOUNT,
+            app_id,
+            "service account",
+            &format!("file:{}", path.display()),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+}

@@ -103,37 +103,6 @@ async fn insert(
     Ok((n == 1).then_some(id))
 }
 
-/// After `failed` was refused for good: its next channel gets a row, due now. `None` when it
-/// had no channel left.
-pub(super) async fn fall_through(
-    tx: &mut Conn,
-    failed: &Delivery,
-    now: DateTime<Utc>,
-) -> Result<Option<Id>> {
-    let mut rest = failed.fallback.split(',').filter(|c| !c.is_empty());
-    let Some(next) = rest.next().and_then(Channel::parse) else {
-        return Ok(None);
-    };
-    let fallback = rest.collect::<Vec<_>>().join(",");
-    let class = Class::parse(&failed.class).unwrap_or(Class::Reminder);
-    insert(
-        tx,
-        &NewDelivery {
-            tenant_id: failed.tenant_id,
-            user_id: failed.user_id,
-            kind: &failed.kind,
-            class,
-            source_id: failed.source_id,
-            channels: &[],
-            payload: &failed.payload.0,
-            not_before: now,
-        },
-        next,
-        &fallback,
-    )
-    .await
-}
-
 /// Takes back what workers held past their lease (they died, or hang): due again now. Returns
 /// (id, attempt, channel) of each row taken back.
 ///
@@ -156,21 +125,6 @@ pub(super) async fn reclaim(
         now,
         max_attempts
     )?)
-}
-
-/// Whether `d` is still held by `worker` for the attempt it was claimed for: checked right
-/// before sending, so a worker that hung while another took its rows back does not send them a
-/// second time.
-pub(super) async fn still_held(c: &mut Conn, d: &Delivery, worker: &str) -> Result<bool> {
-    Ok(store::fetch_scalar_optional!(
-        c,
-        i32,
-        "select attempts from push_delivery where id = $1 and status = 'SENDING' and claimed_by = $2 and attempts = $3",
-        d.id,
-        worker,
-        d.attempts
-    )?
-    .is_some())
 }
 
 /// Claims up to `limit` due rows for `worker` until `lease_until`; rows another worker holds are
@@ -197,116 +151,6 @@ pub(super) async fn claim(
         lease_until,
         now,
         limit
-    )?)
-}
-
-/// How an attempt ends.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Settlement<'a> {
-    /// When the attempt ended, by the worker's clock (the pass's `now`): a sent row's `sent_at`,
-    /// which the daily cap counts against the same clock.
-    pub at: DateTime<Utc>,
-    pub status: &'a str,
-    pub next_attempt_at: DateTime<Utc>,
-    pub code: Option<&'a str>,
-    pub detail: Option<&'a str>,
-    pub provider_msg_id: Option<&'a str>,
-}
-
-/// An attempt, as recorded.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Attempt<'a> {
-    pub delivery: Id,
-    pub attempt: i32,
-    pub channel: &'a str,
-    pub outcome: &'a str,
-    pub code: Option<&'a str>,
-    pub detail: Option<&'a str>,
-    pub worker: &'a str,
-}
-
-/// The end of an attempt, written only if `worker` still holds the row (a row taken back
-/// meanwhile belongs to whoever claimed it next). Returns whether it was written.
-pub(super) async fn settle(
-    c: &mut Conn,
-    d: &Delivery,
-    worker: &str,
-    s: &Settlement<'_>,
-) -> Result<bool> {
-    let n = store::execute!(
-        c,
-        "update push_delivery set status = $3, next_attempt_at = $4, last_code = $5, last_detail = $6,
-             provider_msg_id = coalesce($7, provider_msg_id),
-             sent_at = case when $3 = 'SENT' then $8 else sent_at end,
-             claimed_by = null, lease_until = null, updated_at = now()
-         where id = $1 and status = 'SENDING' and claimed_by = $2 and attempts = $9",
-        d.id,
-        worker,
-        s.status,
-        s.next_attempt_at,
-        s.code,
-        s.detail,
-        s.provider_msg_id,
-        s.at,
-        d.attempts
-    )?;
-    Ok(n == 1)
-}
-
-/// Gives an attempt back without counting it (deferred by quiet hours or the cap).
-pub(super) async fn defer(
-    c: &mut Conn,
-    d: &Delivery,
-    worker: &str,
-    until: DateTime<Utc>,
-) -> Result<bool> {
-    let n = store::execute!(
-        c,
-        "update push_delivery set status = 'PENDING', next_attempt_at = $3, attempts = attempts - 1,
-             claimed_by = null, lease_until = null, updated_at = now()
-         where id = $1 and status = 'SENDING' and claimed_by = $2 and attempts = $4",
-        d.id,
-        worker,
-        until,
-        d.attempts
-    )?;
-    Ok(n == 1)
-}
-
-/// Records an attempt.
-pub(super) async fn record_attempt(c: &mut Conn, a: &Attempt<'_>) -> Result<()> {
-    store::execute!(
-        c,
-        "insert into push_attempt (id, delivery_id, attempt, channel, outcome, code, detail, worker)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)",
-        Id::new(),
-        a.delivery,
-        a.attempt,
-        a.channel,
-        a.outcome,
-        a.code,
-        a.detail,
-        a.worker
-    )?;
-    Ok(())
-}
-
-/// How many capped (reminder, marketing) messages the person was sent since `since`.
-pub(super) async fn capped_sent_since(
-    c: &mut Conn,
-    tenant: Id,
-    user: Id,
-    since: DateTime<Utc>,
-) -> Result<i64> {
-    // By tenant and person, so that `push_delivery_user_idx` finds the person's rows.
-    Ok(store::fetch_scalar!(
-        c,
-        i64,
-        "select count(*) from push_delivery where tenant_id = $1 and user_id = $2 and status = 'SENT'
-             and class <> 'ESSENTIAL' and sent_at >= $3",
-        tenant,
-        user,
-        since
     )?)
 }
 

@@ -89,6 +89,65 @@ impl TokenStore {
     }
 }
 
+/// The right to refresh one app's token, held by one replica at a time (Redis), or by this
+/// process (in-process store: the client's own mutex already serializes). Released by
+/// [`RefreshLock::release`], or by its expiry if the holder dies.
+pub(crate) struct RefreshLock {
+    held: Option<(RedisTokens, String, String)>,
+}
+
+/// Deletes the lock only if it is still ours (it may have expired and been taken by another).
+const RELEASE_SCRIPT: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+impl TokenStore {
+    /// Takes the refresh lock of `app_id` for at most `ttl`; `None` while another replica holds
+    /// it.
+    pub(crate) async fn try_refresh_lock(
+        &self,
+        app_id: &str,
+        ttl: Duration,
+    ) -> Result<Option<RefreshLock>> {
+        match self {
+            TokenStore::Local(_) => Ok(Some(RefreshLock { held: None })),
+            TokenStore::Redis(r) => {
+                let mut conn = r.conn.clone();
+                let key = lock_key(&r.key_prefix, app_id);
+                let nonce = crate::wechat::nonce();
+                let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                let set: Option<String> = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&nonce)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis)
+                    .query_async(&mut conn)
+                    .await?;
+                Ok(set.map(|_| RefreshLock {
+                    held: Some((r.clone(), key, nonce)),
+                }))
+            }
+        }
+    }
+}
+
+impl RefreshLock {
+    pub(crate) async fn release(self) {
+        let Some((r, key, nonce)) = self.held else {
+            return;
+        };
+        let mut conn = r.conn.clone();
+        let released: redis::RedisResult<i64> = redis::Script::new(RELEASE_SCRIPT)
+            .key(&key)
+            .arg(&nonce)
+            .invoke_async(&mut conn)
+            .await;
+        if let Err(e) = released {
+            // It expires on its own; the next refresher waits for that at worst.
+            tracing::warn!(error = %e, "releasing the access-token refresh lock failed");
+        }
+    }
+}
+
 impl LocalTokens {
     fn get_at(&self, app_id: &str, now: Instant) -> Option<SecretString> {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
@@ -117,6 +176,10 @@ impl LocalTokens {
 /// The one place this crate's Redis keys for access tokens are spelled.
 fn redis_key(prefix: &str, app_id: &str) -> String {
     format!("{prefix}wechat:access_token:{app_id}")
+}
+
+fn lock_key(prefix: &str, app_id: &str) -> String {
+    format!("{prefix}wechat:access_token_refresh:{app_id}")
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@
 //! * Anything missing (no template for the kind, no WeChat sign-in, not a follower, no consent)
 //!   is permanent for the channel: the engine falls through to the next one.
 
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
 use async_trait::async_trait;
 use chrono::Utc;
 use minigate_push::{
@@ -20,19 +22,53 @@ use minigate_push::{
         messages::{SubscribeMessage, TemplateMessage},
     },
 };
-use minigate_store::{self as store, Conn};
+use minigate_store::{self as store, Conn, Id};
 use sqlx::types::Json;
 
+use super::memo::Memo;
 use crate::{Deps, tenant::db as tenant_db};
+
+/// How long a template or an app's credentials are used before they are read again: an
+/// operator's change reaches messages within this while.
+const MEMO_TTL: Duration = Duration::from_secs(30);
 
 /// Sends deliveries through WeChat with the tenant's apps.
 pub struct WechatSender {
     deps: Deps,
+    templates: Memo<(Id, String, Channel), Option<Arc<Template>>>,
+    credentials: Memo<(String, &'static str), AppCredentials>,
+    /// (person, official account) → their openid there, `None` when they do not follow it: read
+    /// for a whole wave of template messages by [`Sender::prepare`].
+    followers: Memo<(Id, String), Option<String>>,
 }
+
+/// How long a wave's follower lookup stands in for a query of one's own.
+const FOLLOWER_TTL: Duration = Duration::from_secs(10);
 
 impl WechatSender {
     pub fn new(deps: Deps) -> Self {
-        WechatSender { deps }
+        WechatSender {
+            deps,
+            templates: Memo::new(MEMO_TTL),
+            credentials: Memo::new(MEMO_TTL),
+            followers: Memo::new(FOLLOWER_TTL),
+        }
+    }
+
+    /// The tenant's template for the delivery's kind on `channel`.
+    async fn template(
+        &self,
+        c: &mut Conn,
+        d: &Delivery,
+        channel: Channel,
+    ) -> store::Result<Option<Arc<Template>>> {
+        let key = (d.tenant_id, d.kind.clone(), channel);
+        if let Some(t) = self.templates.get(&key) {
+            return Ok(t);
+        }
+        let t = template(c, d, channel).await?.map(Arc::new);
+        self.templates.put(key, t.clone());
+        Ok(t)
     }
 }
 
@@ -91,7 +127,15 @@ fn fill(t: &Template, payload: &serde_json::Value) -> Vec<(String, String)> {
 }
 
 impl WechatSender {
-    async fn credentials(&self, app_id: &str, kind: &str) -> Result<AppCredentials, SendOutcome> {
+    async fn credentials(
+        &self,
+        app_id: &str,
+        kind: &'static str,
+    ) -> Result<AppCredentials, SendOutcome> {
+        let key = (app_id.to_owned(), kind);
+        if let Some(creds) = self.credentials.get(&key) {
+            return Ok(creds);
+        }
         let mut c = self
             .deps
             .db
@@ -110,16 +154,22 @@ impl WechatSender {
                     code: "SECRET_UNREADABLE".into(),
                     detail: e.to_string(),
                 })?;
-        Ok(AppCredentials {
+        let creds = AppCredentials {
             app_id: app.app_id,
             secret,
-        })
+        };
+        self.credentials.put(key, creds.clone());
+        Ok(creds)
     }
 
     async fn subscribe(&self, d: &Delivery) -> Result<SendOutcome, SendOutcome> {
         let store_err = |e: store::Error| transient("STORE", e.to_string());
-        let mut tx = self.deps.db.begin().await.map_err(store_err)?;
-        let t = template(&mut tx, d, Channel::Subscribe)
+        // Read on a plain connection: most people a notice falls through for (never signed in
+        // with WeChat) need no write, and on SQLite a write transaction per attempt queues a
+        // whole batch's sends behind the database's one writer.
+        let mut c = self.deps.db.conn().await.map_err(store_err)?;
+        let t = self
+            .template(&mut c, d, Channel::Subscribe)
             .await
             .map_err(store_err)?
             .ok_or_else(|| {
@@ -129,12 +179,13 @@ impl WechatSender {
                 )
             })?;
         let who: Option<(Option<String>, Option<String>)> = store::fetch_optional!(
-            &mut tx,
+            &mut c,
             (Option<String>, Option<String>),
             "select wx_app_id, wx_openid from app_user where id = $1",
             d.user_id
         )
         .map_err(store_err)?;
+        drop(c);
         let Some((Some(app_id), Some(openid))) = who else {
             return Err(permanent("NOT_WECHAT_USER", "never signed in with WeChat"));
         };
@@ -144,6 +195,7 @@ impl WechatSender {
                 format!("signed in with {app_id}, the template is {}'s", t.app_id),
             ));
         }
+        let mut tx = self.deps.db.begin().await.map_err(store_err)?;
         let took = consent::take(
             &mut tx,
             d.user_id,
@@ -155,6 +207,7 @@ impl WechatSender {
         .await
         .map_err(|e| transient("STORE", e.to_string()))?;
         if !took {
+            tx.rollback().await.map_err(store_err)?;
             return Err(permanent("NO_CONSENT", "no unused subscribe consent"));
         }
         tx.commit().await.map_err(store_err)?;
@@ -192,23 +245,22 @@ impl WechatSender {
     async fn template_message(&self, d: &Delivery) -> Result<SendOutcome, SendOutcome> {
         let store_err = |e: store::Error| transient("STORE", e.to_string());
         let mut c = self.deps.db.conn().await.map_err(store_err)?;
-        let t = template(&mut c, d, Channel::Template)
+        let t = self
+            .template(&mut c, d, Channel::Template)
             .await
             .map_err(store_err)?
             .ok_or_else(|| {
                 permanent("NO_TEMPLATE", format!("no template message for {}", d.kind))
             })?;
-        let follower: Option<(String,)> = store::fetch_optional!(
-            &mut c,
-            (String,),
-            "select f.openid from wechat_follower f join app_user u on u.wx_unionid = f.unionid
-             where u.id = $1 and f.tenant_id = $2 and f.app_id = $3 and f.subscribed",
-            d.user_id,
-            d.tenant_id,
-            &t.app_id
-        )
-        .map_err(store_err)?;
-        let Some((openid,)) = follower else {
+        let follower = match self.followers.get(&(d.user_id, t.app_id.clone())) {
+            Some(known) => known,
+            None => followers(&mut c, d.tenant_id, &t.app_id, vec![d.user_id])
+                .await
+                .map_err(store_err)?
+                .pop()
+                .map(|(_, openid)| openid),
+        };
+        let Some(openid) = follower else {
             return Err(permanent(
                 "NOT_A_FOLLOWER",
                 "does not follow the official account",
@@ -239,8 +291,63 @@ impl WechatSender {
     }
 }
 
+/// The openids under official account `app_id` of those of `users` who follow it.
+async fn followers(
+    c: &mut Conn,
+    tenant: Id,
+    app_id: &str,
+    users: Vec<Id>,
+) -> store::Result<Vec<(Id, String)>> {
+    store::fetch_all!(
+        c,
+        (Id, String),
+        "select u.id, f.openid from app_user u join wechat_follower f on f.unionid = u.wx_unionid
+         where u.id = any($1) and f.tenant_id = $2 and f.app_id = $3 and f.subscribed",
+        store::List(users),
+        tenant,
+        app_id
+    )
+}
+
+impl WechatSender {
+    /// Reads the followers of a wave's template messages, one query per tenant and account.
+    async fn prepare_followers(&self, wave: &[Delivery]) -> store::Result<()> {
+        let mut groups: HashMap<(Id, String), Vec<Id>> = HashMap::new();
+        let mut c = self.deps.db.conn().await?;
+        for d in wave {
+            if Channel::parse(&d.channel) != Some(Channel::Template) {
+                continue;
+            }
+            if let Some(t) = self.template(&mut c, d, Channel::Template).await? {
+                groups
+                    .entry((d.tenant_id, t.app_id.clone()))
+                    .or_default()
+                    .push(d.user_id);
+            }
+        }
+        for ((tenant, app_id), users) in groups {
+            let found: HashMap<Id, String> = followers(&mut c, tenant, &app_id, users.clone())
+                .await?
+                .into_iter()
+                .collect();
+            for user in users {
+                let openid = found.get(&user).cloned();
+                self.followers.put((user, app_id.clone()), openid);
+            }
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Sender for WechatSender {
+    async fn prepare(&self, wave: &[Delivery]) {
+        if let Err(e) = self.prepare_followers(wave).await {
+            // Each send then reads its own.
+            tracing::warn!(error = %e, "reading a wave's followers failed");
+        }
+    }
+
     async fn send(&self, d: &Delivery) -> SendOutcome {
         let result = match Channel::parse(&d.channel) {
             Some(Channel::Subscribe) => self.subscribe(d).await,

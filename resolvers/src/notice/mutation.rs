@@ -5,7 +5,7 @@ use minigate_store::Id;
 
 use super::{Notice, NoticeAudience, PUBLISHED, db};
 use crate::{
-    Error, Result, audit, idempotency,
+    Error, Result, audit, delivery, idempotency,
     registry::db as registry_db,
     validate,
     viewer::{deps, viewer},
@@ -143,6 +143,8 @@ impl NoticeMutation {
                         db::insert_recipient(tx, row.id, *u).await?;
                     }
                 }
+                // Outside the app too: one delivery per person, with the notice.
+                delivery::sources::notice_published(tx, &row).await?;
                 let payload =
                     serde_json::to_value(&row).map_err(|e| Error::Internal(e.to_string()))?;
                 for t in topics {

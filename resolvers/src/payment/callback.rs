@@ -336,6 +336,9 @@ pub async fn record(
             let applied =
                 orders::apply_decision(&mut tx, &o, decision, orders::Source::Callback, Some(nid))
                     .await?;
+            if let Applied::Credited(paid) = &applied {
+                crate::delivery::sources::payment_received(&mut tx, paid).await?;
+            }
             if let Applied::Credited(now) | Applied::PaidAfterClose(now) = &applied {
                 emit(&mut tx, d, now).await?;
             }

@@ -42,6 +42,9 @@ pub async fn settle(
         return Ok((Applied::NotPaid, None));
     };
     let applied = orders::apply_trade(&mut tx, &order, trade, source, None).await?;
+    if let Applied::Credited(o) = &applied {
+        crate::delivery::sources::payment_received(&mut tx, o).await?;
+    }
     let now = match &applied {
         Applied::Credited(o) | Applied::PaidAfterClose(o) => {
             emit(&mut tx, d, o).await?;

@@ -19,6 +19,10 @@ pub struct AppRow {
     pub app_id: String,
     pub name: String,
     pub secret_ref: String,
+    /// An official account's callback token (服务器配置 Token), as a secret reference.
+    pub oa_token_ref: Option<String>,
+    /// An official account's EncodingAESKey (safe mode), as a secret reference; none: plain mode.
+    pub oa_aes_key_ref: Option<String>,
 }
 
 #[derive(sqlx::FromRow, Debug, Clone)]
@@ -176,6 +180,42 @@ pub async fn upsert_app(
         &app_id
     )?
     .ok_or(Error::NotFound("app"))
+}
+
+/// Sets where an official account's callback token and EncodingAESKey are read from (each given
+/// one replaces the stored one; an empty one removes it).
+pub async fn set_oa_server(
+    c: &mut Conn,
+    app_id: &str,
+    token_ref: Option<&str>,
+    aes_key_ref: Option<&str>,
+) -> Result<()> {
+    let valid = |field: &str, r: Option<&str>| -> Result<Option<Option<String>>> {
+        match r.map(str::trim) {
+            None => Ok(None),
+            Some("") => Ok(Some(None)),
+            Some(r) => Ok(Some(Some(validate::secret_ref(field, r)?))),
+        }
+    };
+    let token_ref = valid("oaTokenRef", token_ref)?;
+    let aes_key_ref = valid("oaAesKeyRef", aes_key_ref)?;
+    if let Some(token_ref) = token_ref {
+        store::execute!(
+            c,
+            "update tenant_app set oa_token_ref = $1, updated_at = now() where app_id = $2",
+            token_ref,
+            app_id
+        )?;
+    }
+    if let Some(aes_key_ref) = aes_key_ref {
+        store::execute!(
+            c,
+            "update tenant_app set oa_aes_key_ref = $1, updated_at = now() where app_id = $2",
+            aes_key_ref,
+            app_id
+        )?;
+    }
+    Ok(())
 }
 
 pub async fn find_wechat_pay(c: &mut Conn, tenant_id: Id) -> Result<Option<WechatPayRow>> {

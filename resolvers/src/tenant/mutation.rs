@@ -6,7 +6,7 @@ use super::{
     object::{AlipayApp, AppKind, WechatPayMerchant},
 };
 use crate::{
-    Result, audit,
+    Error, Result, audit,
     viewer::{deps, viewer},
 };
 
@@ -35,7 +35,11 @@ pub struct AlipayInput {
 
 #[Object]
 impl TenantMutation {
-    /// Adds or updates a mini-program or official account of the operator's company.
+    /// Adds or updates a mini-program or official account of the operator's company. An official
+    /// account's callback (`/wechat/oa/callback/{appId}`) needs `oaTokenRef`, and in safe mode
+    /// `oaAesKeyRef` (its EncodingAESKey); each left out stays as it was, an empty one is removed.
+    // The settings are the API's arguments, one each.
+    #[allow(clippy::too_many_arguments)]
     async fn upsert_tenant_app(
         &self,
         ctx: &Context<'_>,
@@ -43,11 +47,22 @@ impl TenantMutation {
         app_id: String,
         name: String,
         secret_ref: String,
+        oa_token_ref: Option<String>,
+        oa_aes_key_ref: Option<String>,
     ) -> Result<TenantApp> {
         let v = viewer(ctx)?;
         v.require_admin()?;
+        if kind != AppKind::OfficialAccount && oa_token_ref.is_some() {
+            return Err(Error::invalid("oaTokenRef", "only for an official account"));
+        }
+        if kind != AppKind::OfficialAccount && oa_aes_key_ref.is_some() {
+            return Err(Error::invalid(
+                "oaAesKeyRef",
+                "only for an official account",
+            ));
+        }
         let mut tx = deps(ctx)?.db.begin().await?;
-        let app = db::upsert_app(
+        let mut app = db::upsert_app(
             &mut tx,
             v.tenant_id,
             kind.as_str(),
@@ -56,6 +71,18 @@ impl TenantMutation {
             &secret_ref,
         )
         .await?;
+        if oa_token_ref.is_some() || oa_aes_key_ref.is_some() {
+            db::set_oa_server(
+                &mut tx,
+                &app.app_id,
+                oa_token_ref.as_deref(),
+                oa_aes_key_ref.as_deref(),
+            )
+            .await?;
+            app = db::find_app(&mut tx, &app.app_id, kind.as_str())
+                .await?
+                .ok_or(Error::NotFound("app"))?;
+        }
         audit::record(
             &mut tx,
             Some(v.tenant_id),
@@ -63,7 +90,12 @@ impl TenantMutation {
             "tenant_app.upsert",
             "tenant_app",
             &app.app_id,
-            serde_json::json!({ "kind": app.kind, "secret_ref": app.secret_ref }),
+            serde_json::json!({
+                "kind": app.kind,
+                "secret_ref": app.secret_ref,
+                "oa_token_ref": app.oa_token_ref,
+                "oa_aes_key_ref": app.oa_aes_key_ref,
+            }),
         )
         .await?;
         tx.commit().await?;

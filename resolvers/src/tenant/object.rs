@@ -66,6 +66,10 @@ pub struct TenantApp {
     pub name: String,
     /// Where the app secret is read from (`env:NAME` or `file:/path`); never the secret.
     pub secret_ref: String,
+    /// An official account's callback token, as a reference like `secretRef`.
+    pub oa_token_ref: Option<String>,
+    /// An official account's EncodingAESKey (safe mode), as a reference like `secretRef`.
+    pub oa_aes_key_ref: Option<String>,
 }
 
 impl From<AppRow> for TenantApp {
@@ -79,6 +83,8 @@ impl From<AppRow> for TenantApp {
             app_id: r.app_id,
             name: r.name,
             secret_ref: r.secret_ref,
+            oa_token_ref: r.oa_token_ref,
+            oa_aes_key_ref: r.oa_aes_key_ref,
         }
     }
 }
