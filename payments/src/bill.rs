@@ -28,7 +28,8 @@ pub use self::alipay::AlipayBill;
 pub use self::digest::{Sha1Writer, check_sha1, copy_hashed, sha1_hex};
 pub(crate) use self::download::download;
 pub use self::wechat::WechatBill;
-use crate::{BillFault, Error, Result, notification::Provider, trade::beijing};
+use crate::{BillFault, Error, Result, notification::Provider};
+use minigate_store::BEIJING;
 
 /// How long a bill download may take in all (the API calls have a much shorter timeout).
 pub const BILL_DOWNLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
@@ -229,7 +230,7 @@ pub(crate) fn id(fields: &[&str], index: usize, name: &str, line: u64) -> Parse<
 pub(crate) fn beijing_time(text: &str, name: &str, line: u64) -> Parse<DateTime<Utc>> {
     NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
         .ok()
-        .and_then(|t| t.and_local_timezone(beijing()).single())
+        .and_then(|t| t.and_local_timezone(BEIJING).single())
         .map(|t| t.with_timezone(&Utc))
         .ok_or_else(|| {
             fault(

@@ -1,13 +1,8 @@
 //! What both providers' orders have in common: the order we ask for, and what a provider says
 //! happened to it.
 
-use chrono::{DateTime, FixedOffset, Offset, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-
-/// Beijing time, in which both providers write their timestamps.
-pub fn beijing() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).unwrap_or(Utc.fix())
-}
 
 /// A new order to open at a provider.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ mod mutation;
 mod object;
 mod query;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 pub use import::BillLine;
 pub use input::{BillDraft, Payer};
@@ -18,11 +18,8 @@ pub use mutation::{BillingMutation, create_bill, create_from_line};
 pub use object::{Bill, BillKind, BillStatus};
 pub use query::{BillConnection, BillingQuery, may_read};
 
-/// Business dates are Asia/Shanghai: UTC+8 all year (China has no daylight saving time).
-pub const SHANGHAI: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
-    Some(offset) => offset,
-    None => panic!("UTC+8 is a valid offset"),
-};
+/// Business dates are Asia/Shanghai.
+pub use minigate_store::BEIJING as SHANGHAI;
 
 /// The calendar day in Asia/Shanghai at `at`.
 pub fn business_date(at: DateTime<Utc>) -> NaiveDate {

@@ -27,5 +27,12 @@ pub use id::Id;
 pub use list::List;
 pub use notify::{JobGuard, Listener};
 
+/// Beijing time (Asia/Shanghai, UTC+8 all year: China has no daylight saving time), in which
+/// business days, quiet hours and both payment providers' timestamps are reckoned.
+pub const BEIJING: chrono::FixedOffset = match chrono::FixedOffset::east_opt(8 * 3600) {
+    Some(offset) => offset,
+    None => panic!("UTC+8 is a valid offset"),
+};
+
 #[doc(hidden)]
 pub use sqlx;

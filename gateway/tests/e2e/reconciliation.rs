@@ -11,8 +11,9 @@ use minigate_fakes::{
     alipay::BillFault as AlipayFault,
     wechat_pay::{BillFault as WechatFault, RefundStatus, TradeState, WechatPayRoute},
 };
-use minigate_payments::{notification::Provider, trade::beijing};
+use minigate_payments::notification::Provider;
 use minigate_resolvers::reconcile::{self, Stage, db::RunRow, job};
+use minigate_store::BEIJING;
 use minigate_store::Id;
 use serde_json::{Value, json};
 
@@ -26,12 +27,12 @@ const DIFFERENCE_FIELDS: &str = "id runId kind reference outTradeNo paymentId re
 
 /// Today in Beijing: the business day of everything paid in these tests.
 fn today() -> NaiveDate {
-    Utc::now().with_timezone(&beijing()).date_naive()
+    Utc::now().with_timezone(&BEIJING).date_naive()
 }
 
 /// `hour:minute` Beijing time on `day`.
 fn beijing_at(day: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
-    beijing()
+    BEIJING
         .from_local_datetime(&day.and_hms_opt(hour, minute, 0).unwrap())
         .single()
         .unwrap()

@@ -6,13 +6,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use minigate_store::BEIJING;
 use serde_json::{json, value::RawValue};
 
 use crate::{
     AlipayMerchant, Error, Result,
     http::unreachable,
     money,
-    trade::{Closed, NewOrder, Trade, TradeState, beijing},
+    trade::{Closed, NewOrder, Trade, TradeState},
 };
 
 /// The production gateway.
@@ -152,7 +153,7 @@ pub(super) fn str_field(v: &serde_json::Value, key: &str) -> Option<String> {
 
 /// `yyyy-MM-dd HH:mm:ss` in Beijing time, as Alipay writes times.
 pub fn beijing_time(t: DateTime<Utc>) -> String {
-    t.with_timezone(&beijing())
+    t.with_timezone(&BEIJING)
         .format("%Y-%m-%d %H:%M:%S")
         .to_string()
 }
@@ -160,7 +161,7 @@ pub fn beijing_time(t: DateTime<Utc>) -> String {
 pub fn parse_beijing_time(s: &str) -> Result<DateTime<Utc>> {
     NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
         .ok()
-        .and_then(|n| beijing().from_local_datetime(&n).single())
+        .and_then(|n| BEIJING.from_local_datetime(&n).single())
         .map(|d| d.with_timezone(&Utc))
         .ok_or_else(|| Error::Malformed(format!("Alipay time {s:?}")))
 }

@@ -2,6 +2,7 @@
 //! is signed with the merchant key; every answer's signature is checked before it is read.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use minigate_store::BEIJING;
 use reqwest::{Method, header};
 use serde::Deserialize;
 use serde_json::json;
@@ -10,7 +11,7 @@ use super::verify::Signed;
 use crate::{
     Error, Result, WechatMerchant,
     http::unreachable,
-    trade::{Closed, NewOrder, Trade, TradeState, beijing},
+    trade::{Closed, NewOrder, Trade, TradeState},
 };
 
 /// The production API host.
@@ -282,7 +283,7 @@ impl std::fmt::Debug for Answer {
 
 /// `2026-11-21T10:30:00+08:00`, the form WeChat Pay documents.
 pub fn rfc3339_beijing(t: DateTime<Utc>) -> String {
-    t.with_timezone(&beijing())
+    t.with_timezone(&BEIJING)
         .to_rfc3339_opts(SecondsFormat::Secs, false)
 }
 

@@ -15,7 +15,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use minigate_store::{self as store, Backend, Conn, Id};
-use serde_json::{Value, json};
+use serde_json::{Value, json, value::RawValue};
 use sqlx::types::Json;
 
 use super::{Channel, Delivery};
@@ -53,24 +53,32 @@ fn ts(t: DateTime<Utc>) -> Value {
 /// 40 ms, so larger sets of rows go in several statements instead.
 const STATEMENT_BYTES: usize = 12 * 1024;
 
-/// `rows` in runs whose JSON stays under [`STATEMENT_BYTES`] (a single larger row runs alone).
-fn runs(rows: Vec<Value>) -> Vec<Json<Vec<Value>>> {
+/// `rows` as JSON arrays that each stay under [`STATEMENT_BYTES`] (a single larger row goes
+/// alone). Each row is serialized once, here; the arrays are bound as they are.
+fn runs(rows: Vec<Value>) -> Vec<Json<Box<RawValue>>> {
     let mut runs = Vec::new();
-    let mut run = Vec::new();
-    let mut bytes = 0;
+    let mut run = String::from("[");
     for row in rows {
-        let len = row.to_string().len() + 1;
-        if !run.is_empty() && bytes + len > STATEMENT_BYTES {
-            runs.push(Json(std::mem::take(&mut run)));
-            bytes = 0;
+        let text = row.to_string();
+        if run.len() > 1 && run.len() + text.len() + 1 > STATEMENT_BYTES {
+            runs.extend(close(std::mem::replace(&mut run, String::from("["))));
         }
-        bytes += len;
-        run.push(row);
+        if run.len() > 1 {
+            run.push(',');
+        }
+        run.push_str(&text);
     }
-    if !run.is_empty() {
-        runs.push(Json(run));
+    if run.len() > 1 {
+        runs.extend(close(run));
     }
     runs
+}
+
+/// An array's text with its closing bracket, as a parameter.
+fn close(mut run: String) -> Option<Json<Box<RawValue>>> {
+    run.push(']');
+    // Values serialized by serde_json, joined by commas inside brackets: valid JSON.
+    RawValue::from_string(run).ok().map(Json)
 }
 
 fn pick(c: &Conn, statements: (&'static str, &'static str)) -> &'static str {
@@ -309,18 +317,22 @@ mod tests {
 
     #[test]
     fn rows_are_split_into_statements_under_one_tls_record() {
-        let row = json!({ "x_id": Id::new(), "x_detail": "d".repeat(100) });
-        let len = row.to_string().len() + 1;
-        let rows = vec![row; 1000];
-        let split = runs(rows);
-        assert_eq!(split.iter().map(|r| r.0.len()).sum::<usize>(), 1000);
+        let rows: Vec<Value> = (0..1000)
+            .map(|i| json!({ "x_id": Id::new(), "x_n": i, "x_detail": "d".repeat(100) }))
+            .collect();
+        let split = runs(rows.clone());
+        assert!(split.len() > 1);
+        let mut back = Vec::new();
         for run in &split {
-            assert!(run.0.len() * len <= STATEMENT_BYTES, "{} rows", run.0.len());
+            assert!(
+                run.0.get().len() <= STATEMENT_BYTES,
+                "{} bytes",
+                run.0.get().len()
+            );
+            let parsed: Vec<Value> = serde_json::from_str(run.0.get()).unwrap();
+            back.extend(parsed);
         }
-        assert_eq!(
-            split.len(),
-            (1000 * len).div_ceil(STATEMENT_BYTES / len * len)
-        );
+        assert_eq!(back, rows, "every row once, in order");
         // A row larger than the limit goes alone, not nowhere.
         let big = vec![
             json!({ "x_detail": "d".repeat(STATEMENT_BYTES) }),

@@ -2,7 +2,9 @@
 //! that every edge (a window across midnight, the cap reached, an essential message at 3 a.m.) is
 //! tested without a clock.
 
-use chrono::{DateTime, Duration, FixedOffset, NaiveTime, Offset, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Duration, NaiveTime, TimeZone, Timelike, Utc};
+
+use minigate_store::BEIJING;
 
 use super::Class;
 
@@ -36,17 +38,13 @@ pub enum Verdict {
     DeferUntil(DateTime<Utc>),
 }
 
-fn beijing() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).unwrap_or(Utc.fix())
-}
-
 /// Whether a message of `class` may go now, given how many capped messages the person was sent
 /// since local midnight.
 pub fn decide(policy: &Policy, class: Class, now: DateTime<Utc>, sent_today: u32) -> Verdict {
     if class == Class::Essential {
         return Verdict::Send;
     }
-    let local = now.with_timezone(&beijing());
+    let local = now.with_timezone(&BEIJING);
     let minute = local.hour() * 60 + local.minute();
     if in_quiet_hours(policy, minute) {
         return Verdict::DeferUntil(next_local_minute(now, policy.quiet_end));
@@ -74,7 +72,7 @@ fn in_quiet_hours(p: &Policy, minute: u32) -> bool {
 
 /// The next instant strictly after `now` at which Beijing's clock shows `minute` after midnight.
 fn next_local_minute(now: DateTime<Utc>, minute: u32) -> DateTime<Utc> {
-    let tz = beijing();
+    let tz = BEIJING;
     let local = now.with_timezone(&tz);
     let at = NaiveTime::from_hms_opt(minute / 60, minute % 60, 0).unwrap_or(NaiveTime::MIN);
     let today = local.date_naive().and_time(at);
@@ -100,7 +98,7 @@ mod tests {
 
     fn at(h: u32, m: u32) -> DateTime<Utc> {
         // Beijing 2026-11-21 h:m
-        beijing()
+        BEIJING
             .with_ymd_and_hms(2026, 11, 21, h, m, 0)
             .single()
             .map(|d| d.with_timezone(&Utc))
@@ -116,7 +114,7 @@ mod tests {
     #[test]
     fn quiet_hours_across_midnight_defer_to_their_end() {
         let p = Policy::default();
-        let morning = beijing()
+        let morning = BEIJING
             .with_ymd_and_hms(2026, 11, 22, 8, 0, 0)
             .single()
             .map(|d| d.with_timezone(&Utc));
@@ -150,7 +148,7 @@ mod tests {
     #[test]
     fn the_cap_defers_to_the_first_minute_after_tomorrows_quiet_hours() {
         let p = Policy::default();
-        let tomorrow_eight = beijing()
+        let tomorrow_eight = BEIJING
             .with_ymd_and_hms(2026, 11, 22, 8, 0, 0)
             .single()
             .map(|d| d.with_timezone(&Utc));

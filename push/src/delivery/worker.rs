@@ -3,7 +3,7 @@
 //! number of workers, on any replica, may run against one table.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::Arc,
     time::{Duration as StdDuration, Instant},
 };
@@ -28,7 +28,7 @@ pub trait Sender: Send + Sync {
     /// Called with each wave of rows shortly before they are sent, so that a sender can read in
     /// one query what it needs for all of them (recipients' addresses, say) instead of one query
     /// per message.
-    async fn prepare(&self, _wave: &[Delivery]) {}
+    async fn prepare(&self, _wave: &[Arc<Delivery>]) {}
 
     async fn send(&self, delivery: &Delivery) -> SendOutcome;
 }
@@ -118,7 +118,7 @@ impl Worker {
         let concurrency = self.settings.concurrency.max(1);
         // The sending side owns all it uses (no borrow of the worker or the batch), so that
         // the pass's future is `Send` for callers that spawn it.
-        let rows: Arc<[Arc<Delivery>]> = to_send.into_iter().map(|d| Arc::new(d.clone())).collect();
+        let rows: Arc<[Arc<Delivery>]> = to_send.into();
         let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, SendOutcome)>(concurrency);
         let sending = send_all(
             Wave {
@@ -176,7 +176,7 @@ impl Worker {
     }
 
     /// Takes back expired leases and claims a batch, in one transaction.
-    async fn claim(&self, now: DateTime<Utc>, pass: &mut Pass) -> Result<Vec<Delivery>> {
+    async fn claim(&self, now: DateTime<Utc>, pass: &mut Pass) -> Result<Vec<Arc<Delivery>>> {
         let mut tx = self.db.begin().await?;
         let back = db::reclaim(&mut tx, now, self.settings.max_attempts).await?;
         let attempts: Vec<Attempt<'_>> = back
@@ -201,22 +201,22 @@ impl Worker {
         )
         .await?;
         tx.commit().await?;
-        Ok(claimed)
+        Ok(claimed.into_iter().map(Arc::new).collect())
     }
 
     /// Defers the reminders and marketing that quiet hours or the daily cap hold back; returns
     /// what may be sent now. Counts sent today are read for the whole batch at once, and a
     /// person's messages within the batch count against their cap too.
-    async fn apply_policy<'d>(
+    async fn apply_policy(
         &self,
-        claimed: &'d [Delivery],
+        claimed: &[Arc<Delivery>],
         now: DateTime<Utc>,
         pass: &mut Pass,
-    ) -> Result<Vec<&'d Delivery>> {
+    ) -> Result<Vec<Arc<Delivery>>> {
         let capped =
             |d: &Delivery| Class::parse(&d.class).unwrap_or(Class::Reminder) != Class::Essential;
-        if !claimed.iter().any(capped) {
-            return Ok(claimed.iter().collect());
+        if !claimed.iter().any(|d| capped(d)) {
+            return Ok(claimed.to_vec());
         }
         let mut c = self.db.conn().await?;
         let mut rules = HashMap::new();
@@ -237,7 +237,7 @@ impl Worker {
         let mut deferred = Vec::new();
         for d in claimed {
             if !capped(d) {
-                send.push(d);
+                send.push(Arc::clone(d));
                 continue;
             }
             let class = Class::parse(&d.class).unwrap_or(Class::Reminder);
@@ -251,18 +251,21 @@ impl Worker {
             };
             let count = sent_today.entry(d.user_id).or_insert(0);
             match policy::decide(&rule, class, now, *count) {
-                Verdict::DeferUntil(until) => deferred.push((d, until)),
+                Verdict::DeferUntil(until) => deferred.push((d.as_ref(), until)),
                 Verdict::Send => {
                     // Counted as if sent: a batch never sends one person more than the cap.
                     *count = count.saturating_add(1);
-                    send.push(d);
+                    send.push(Arc::clone(d));
                 }
             }
         }
         drop(c);
         if !deferred.is_empty() {
             let mut tx = self.db.begin().await?;
-            let written = batch::defer(&mut tx, &self.id, &deferred).await?;
+            let written: HashSet<Id> = batch::defer(&mut tx, &self.id, &deferred)
+                .await?
+                .into_iter()
+                .collect();
             let details: Vec<String> = deferred
                 .iter()
                 .map(|(_, until)| format!("not before {until}"))
@@ -297,7 +300,10 @@ impl Worker {
         let endings: Vec<Ending<'_>> = sent.iter().map(|(d, o)| self.ending(d, o, now)).collect();
         let mut tx = self.db.begin().await?;
         // Rows taken back meanwhile are not written: whoever holds them now settles them.
-        let written = batch::settle(&mut tx, &self.id, now, &endings).await?;
+        let written: HashSet<Id> = batch::settle(&mut tx, &self.id, now, &endings)
+            .await?
+            .into_iter()
+            .collect();
         let endings: Vec<&Ending<'_>> = endings
             .iter()
             .filter(|e| written.contains(&e.delivery.id))
@@ -434,7 +440,7 @@ async fn send_all(
         let (db, worker, sender) = (w.db.clone(), w.worker.clone(), Arc::clone(&w.sender));
         move |wave: std::ops::Range<usize>| {
             let ids: Vec<(usize, Id)> = wave.clone().map(|i| (i, rows[i].id)).collect();
-            let ahead: Vec<Delivery> = wave.map(|i| Delivery::clone(&rows[i])).collect();
+            let ahead: Vec<Arc<Delivery>> = wave.map(|i| Arc::clone(&rows[i])).collect();
             ready(db.clone(), worker.clone(), ids, Arc::clone(&sender), ahead)
         }
     };
@@ -487,7 +493,7 @@ async fn ready(
     worker: String,
     rows: Vec<(usize, Id)>,
     sender: Arc<dyn Sender>,
-    ahead: Vec<Delivery>,
+    ahead: Vec<Arc<Delivery>>,
 ) -> Vec<usize> {
     let (held, ()) = tokio::join!(still_held(db, worker, rows), sender.prepare(&ahead));
     held

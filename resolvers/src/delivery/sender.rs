@@ -311,7 +311,7 @@ async fn followers(
 
 impl WechatSender {
     /// Reads the followers of a wave's template messages, one query per tenant and account.
-    async fn prepare_followers(&self, wave: &[Delivery]) -> store::Result<()> {
+    async fn prepare_followers(&self, wave: &[Arc<Delivery>]) -> store::Result<()> {
         let mut groups: HashMap<(Id, String), Vec<Id>> = HashMap::new();
         let mut c = self.deps.db.conn().await?;
         for d in wave {
@@ -341,7 +341,7 @@ impl WechatSender {
 
 #[async_trait]
 impl Sender for WechatSender {
-    async fn prepare(&self, wave: &[Delivery]) {
+    async fn prepare(&self, wave: &[Arc<Delivery>]) {
         if let Err(e) = self.prepare_followers(wave).await {
             // Each send then reads its own.
             tracing::warn!(error = %e, "reading a wave's followers failed");

@@ -15,12 +15,12 @@
 use std::future::Future;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
-use minigate_payments::{money::format_yuan, orders::OrderRow, trade::beijing};
+use minigate_payments::{money::format_yuan, orders::OrderRow};
 use minigate_push::delivery::{
     self, NewDelivery,
     fanout::{self, Audience, Fanout},
 };
-use minigate_store::{self as store, Conn, Db, Id};
+use minigate_store::{self as store, BEIJING, Conn, Db, Id};
 use serde_json::{Value, json};
 
 use super::route::{self, Kind};
@@ -28,7 +28,7 @@ use crate::{Result, notice::db::NoticeRow, violation::db::ViolationRow};
 
 /// Beijing wall-clock time as messages show it (`2026-11-21 10:00`).
 pub fn beijing_text(at: DateTime<Utc>) -> String {
-    at.with_timezone(&beijing())
+    at.with_timezone(&BEIJING)
         .format("%Y-%m-%d %H:%M")
         .to_string()
 }
@@ -259,7 +259,7 @@ pub async fn rent_due(tx: &mut Conn, day: NaiveDate, now: DateTime<Utc>) -> Resu
 /// bills. One replica at a time (a job lock); any number of passes a day send each reminder
 /// once. Returns how many were enqueued.
 pub async fn run_rent_due(db: &Db, now: DateTime<Utc>) -> Result<usize> {
-    let local = now.with_timezone(&beijing());
+    let local = now.with_timezone(&BEIJING);
     if RENT_DUE_FROM.is_none_or(|from| local.time() < from) {
         return Ok(0);
     }

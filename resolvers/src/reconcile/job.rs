@@ -19,7 +19,7 @@ pub const MAX_ATTEMPTS: i32 = 48;
 
 /// One pass of the job at `now`; returns how many runs it made progress on.
 pub async fn run_due(d: &Deps, now: DateTime<Utc>) -> Result<usize> {
-    let local = now.with_timezone(&minigate_payments::trade::beijing());
+    let local = now.with_timezone(&minigate_store::BEIJING);
     if let Some(start) = START_AFTER
         && local.time() >= start
     {

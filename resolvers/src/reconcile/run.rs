@@ -16,9 +16,9 @@ use minigate_payments::{
     orders::{self, Applied, OrderRow, Source},
     refund::{RefundState, SUCCESS},
     refunds::{self, RefundRow},
-    trade::{TradeState, beijing},
+    trade::TradeState,
 };
-use minigate_store::{Conn, Id};
+use minigate_store::{BEIJING, Conn, Id};
 use tokio::sync::mpsc;
 
 use crate::payment::{refund as refunding, settle::settle, sync::query_provider};
@@ -70,7 +70,7 @@ fn job_key(tenant: Id, provider: Provider, day: NaiveDate) -> i64 {
 pub fn day_bounds(day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
     let start = day
         .and_hms_opt(0, 0, 0)
-        .and_then(|n| beijing().from_local_datetime(&n).single())
+        .and_then(|n| BEIJING.from_local_datetime(&n).single())
         .map_or_else(Utc::now, |d| d.with_timezone(&Utc));
     (start, start + Duration::days(1))
 }
