@@ -140,6 +140,54 @@ impl RsaVerifier {
     }
 }
 
+/// A fresh P-256 key as Apple hands out an APNs auth key (a `.p8` file): PKCS#8 PEM text
+/// (`-----BEGIN PRIVATE KEY-----`), with its public key as the uncompressed point
+/// (`04 || x || y`, 65 bytes), which checks ES256 signatures.
+pub fn ec_p256_p8() -> (String, Vec<u8>) {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+
+    let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+        .unwrap_or_else(|e| panic!("P-256 key generation failed: {e}"));
+    let pkcs8 = key
+        .to_pkcs8v1()
+        .unwrap_or_else(|e| panic!("P-256 private key cannot be encoded: {e}"));
+    (
+        pem_encode("PRIVATE KEY", pkcs8.as_ref()),
+        key.public_key().as_ref().to_vec(),
+    )
+}
+
+/// A JWT (JWS compact serialization) taken apart, before any check of its signature.
+pub(crate) struct Jwt<'a> {
+    pub(crate) header: serde_json::Value,
+    pub(crate) claims: serde_json::Value,
+    /// `base64url(header) "." base64url(claims)`: the bytes the signature covers.
+    pub(crate) signing_input: &'a str,
+    pub(crate) signature: Vec<u8>,
+}
+
+/// Splits a JWT into its three base64url parts (no padding, as RFC 7515 writes them) and
+/// decodes them; `None` unless there are exactly three parts, the first two JSON objects.
+pub(crate) fn decode_jwt(token: &str) -> Option<Jwt<'_>> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::Value;
+
+    let (signing_input, signature) = token.rsplit_once('.')?;
+    let (header, claims) = signing_input.split_once('.')?;
+    let object = |part: &str| -> Option<Value> {
+        let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;
+        serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .filter(Value::is_object)
+    };
+    Some(Jwt {
+        header: object(header)?,
+        claims: object(claims)?,
+        signing_input,
+        signature: URL_SAFE_NO_PAD.decode(signature).ok()?,
+    })
+}
+
 /// A different, still well-formed signature: what a tampered answer carries.
 pub(crate) fn corrupt_signature(signature_b64: &str) -> String {
     let mut raw = STANDARD.decode(signature_b64).unwrap_or_default();

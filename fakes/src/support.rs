@@ -196,3 +196,44 @@ fn escape_html(s: &str) -> String {
         })
         .collect()
 }
+
+/// Where a request to an OAuth-protected push API goes: its token endpoint, or a send for the
+/// project or app named in `{prefix}{id}/messages:send` (FCM and Huawei both look like this).
+pub(crate) enum PushRoute {
+    Token,
+    Send {
+        id: String,
+        authorization: Option<String>,
+    },
+}
+
+/// Routes `req` by `token_path` and `send_prefix`; anything else is to be answered 404, a
+/// method other than POST 405.
+pub(crate) fn push_route(
+    req: &poem::Request,
+    token_path: &str,
+    send_prefix: &str,
+) -> Result<PushRoute, StatusCode> {
+    let path = req.uri().path();
+    let id = path
+        .strip_prefix(send_prefix)
+        .and_then(|rest| rest.strip_suffix("/messages:send"))
+        .filter(|id| !id.is_empty() && !id.contains('/'));
+    if path != token_path && id.is_none() {
+        return Err(StatusCode::NOT_FOUND);
+    }
+    if req.method() != poem::http::Method::POST {
+        return Err(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    Ok(match id {
+        None => PushRoute::Token,
+        Some(id) => PushRoute::Send {
+            id: id.to_owned(),
+            authorization: req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        },
+    })
+}

@@ -104,6 +104,11 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<State>> {
         Some(c) => Arc::new(RedisLimiter::new(c.clone(), &config.redis_prefix)),
         None => Arc::new(LocalLimiter::default()),
     };
+    let app_push = minigate_push::app::AppPush::new(
+        &config.app_push.client_config(),
+        token_store.clone(),
+        minigate_push::app::system_clock(),
+    )?;
     let wechat = WechatClient::new(
         WechatConfig {
             api_base: config.wechat.api_base.clone(),
@@ -133,6 +138,7 @@ pub async fn build(config: Config) -> anyhow::Result<Arc<State>> {
         db: db.clone(),
         tokens: Arc::new(tokens),
         wechat,
+        app_push,
         secrets,
         limiter,
         bus,
@@ -316,10 +322,10 @@ pub async fn serve(
                 std::process::id(),
                 minigate_store::Id::new()
             ),
-            Arc::new(minigate_resolvers::delivery::WechatSender::new(
+            Arc::new(minigate_resolvers::delivery::ChannelSender::new(
                 state.deps.clone(),
             )),
-            minigate_push::delivery::WorkerSettings::default(),
+            worker_settings(state.db.backend()),
         )
         .run(async move {
             let _ = stopped_four.changed().await;
@@ -359,4 +365,19 @@ pub async fn serve(
     db.close().await;
     served?;
     Ok(())
+}
+
+/// The delivery worker's settings. On SQLite (8 connections, one writer) a worker with 32 sends
+/// in flight, each reading its recipient on a connection of its own, leaves requests waiting for
+/// a connection while a big notice goes out: there it keeps 4 in flight, so that half the pool
+/// stays free for the people using the service.
+fn worker_settings(backend: minigate_store::Backend) -> minigate_push::delivery::WorkerSettings {
+    let settings = minigate_push::delivery::WorkerSettings::default();
+    match backend {
+        minigate_store::Backend::Sqlite => minigate_push::delivery::WorkerSettings {
+            concurrency: 4,
+            ..settings
+        },
+        minigate_store::Backend::Postgres => settings,
+    }
 }

@@ -44,6 +44,46 @@ pub struct Config {
     pub limits: LimitsSection,
     pub payments: PaymentsSection,
     pub media: MediaSection,
+    pub app_push: AppPushSection,
+}
+
+/// Where the app push providers are (DESIGN.md §5). Each company's credentials with them are in
+/// the database; tests point these at local fakes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AppPushSection {
+    pub fcm_api_base: String,
+    pub apns_production: String,
+    pub apns_sandbox: String,
+    pub huawei_oauth_url: String,
+    pub huawei_api_base: String,
+    pub timeout_ms: u64,
+}
+
+impl Default for AppPushSection {
+    fn default() -> Self {
+        Self {
+            fcm_api_base: "https://fcm.googleapis.com".into(),
+            apns_production: "https://api.push.apple.com".into(),
+            apns_sandbox: "https://api.sandbox.push.apple.com".into(),
+            huawei_oauth_url: "https://oauth-login.cloud.huawei.com/oauth2/v3/token".into(),
+            huawei_api_base: "https://push-api.cloud.huawei.com".into(),
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+impl AppPushSection {
+    pub fn client_config(&self) -> minigate_push::app::AppPushConfig {
+        minigate_push::app::AppPushConfig {
+            fcm_api_base: self.fcm_api_base.clone(),
+            apns_production: self.apns_production.clone(),
+            apns_sandbox: self.apns_sandbox.clone(),
+            huawei_oauth_url: self.huawei_oauth_url.clone(),
+            huawei_api_base: self.huawei_api_base.clone(),
+            timeout: std::time::Duration::from_millis(self.timeout_ms),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -213,6 +253,7 @@ impl Default for Config {
             limits: LimitsSection::default(),
             payments: PaymentsSection::default(),
             media: MediaSection::default(),
+            app_push: AppPushSection::default(),
         }
     }
 }
@@ -286,6 +327,18 @@ impl Config {
             }
             if !self.wechat.api_base.starts_with("https://") {
                 bail!("production mode needs an https:// WeChat API base");
+            }
+            let a = &self.app_push;
+            for (name, url) in [
+                ("app_push.fcm_api_base", &a.fcm_api_base),
+                ("app_push.apns_production", &a.apns_production),
+                ("app_push.apns_sandbox", &a.apns_sandbox),
+                ("app_push.huawei_oauth_url", &a.huawei_oauth_url),
+                ("app_push.huawei_api_base", &a.huawei_api_base),
+            ] {
+                if !url.starts_with("https://") {
+                    bail!("production mode needs an https:// {name}");
+                }
             }
             if self.payments.simulator == Some(true) {
                 bail!("the payment simulator is for development only; production mode refuses it");

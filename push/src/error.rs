@@ -38,6 +38,14 @@ pub enum Error {
     /// ciphertext that does not decrypt to the documented layout, or one sealed for another app id.
     #[error("wechat official account callback malformed: {reason}")]
     OaMessageMalformed { reason: &'static str },
+    /// An app push provider's key cannot be used: a service-account key file that is not
+    /// Google's JSON or holds no RSA key, a `.p8` that is not a P-256 key, an empty secret. An
+    /// operator has to give the right file.
+    #[error("{provider} key unusable: {reason}")]
+    PushKeyInvalid {
+        provider: &'static str,
+        reason: String,
+    },
     /// A client could not be built from its configuration (malformed base URL, TLS backend). A
     /// startup error, never a request's.
     #[error("client setup failed: {reason}")]
@@ -61,6 +69,7 @@ impl Error {
             Error::Store(e) => e.code(),
             Error::ResumeWindowExpired { .. } => "RESUME_WINDOW_EXPIRED",
             Error::Setup { .. } => "INTERNAL",
+            Error::PushKeyInvalid { .. } => "PUSH_KEY_INVALID",
             Error::OaSignatureInvalid { .. } => "WECHAT_OA_SIGNATURE_INVALID",
             Error::OaMessageMalformed { .. } => "WECHAT_OA_MESSAGE_MALFORMED",
         }
@@ -98,6 +107,10 @@ pub const CODES: &[(&str, &str)] = &[
     (
         "INTERNAL",
         "An internal error; details are only in the server log",
+    ),
+    (
+        "PUSH_KEY_INVALID",
+        "An app push provider's key (FCM service-account file, APNs .p8, Huawei secret) cannot be used; give the right one",
     ),
     (
         "RESUME_WINDOW_EXPIRED",
@@ -139,6 +152,10 @@ mod tests {
                 source: None,
             },
             Error::ResumeWindowExpired { after: 1 },
+            Error::PushKeyInvalid {
+                provider: "apns",
+                reason: String::new(),
+            },
             Error::OaSignatureInvalid { reason: "" },
             Error::OaMessageMalformed { reason: "" },
         ];

@@ -68,6 +68,27 @@ impl SendOutcome {
     }
 }
 
+/// A request that got no answer: `TIMEOUT` or `NETWORK`, worth a later try.
+pub(crate) fn transport_failure(e: reqwest::Error) -> SendOutcome {
+    // Its URL may carry an access token in the query string.
+    let e = e.without_url();
+    let code = if e.is_timeout() { "TIMEOUT" } else { "NETWORK" };
+    SendOutcome::Transient {
+        code: code.to_owned(),
+        detail: e.to_string(),
+        retry_after: None,
+    }
+}
+
+/// An answer's `Retry-After` in seconds (the providers do not use the HTTP-date form).
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
 /// The stable code of a WeChat errcode.
 pub(crate) fn wechat_code(errcode: i64) -> String {
     format!("WECHAT_{errcode}")
@@ -167,6 +188,23 @@ mod tests {
 
     fn kind_of(errcode: i64) -> &'static str {
         classify_wechat(errcode, "msg, rid: 1").kind()
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_only() {
+        let read = |value: &str| {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(
+                reqwest::header::RETRY_AFTER,
+                reqwest::header::HeaderValue::from_str(value).unwrap(),
+            );
+            retry_after(&headers)
+        };
+        assert_eq!(read("7"), Some(Duration::from_secs(7)));
+        assert_eq!(read(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(read("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(read("-3"), None);
+        assert_eq!(retry_after(&reqwest::header::HeaderMap::new()), None);
     }
 
     #[test]

@@ -9,7 +9,6 @@ pub mod followers;
 pub mod messages;
 pub mod oa_crypto;
 mod oa_xml;
-mod token;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,17 +19,12 @@ use serde::de::DeserializeOwned;
 
 use crate::{Error, Result};
 
-pub use token::TokenStore;
+pub use crate::tokens::TokenStore;
+use crate::tokens::cached_or_fetched;
 
 /// How long before WeChat's stated expiry a cached token stops being used, so that a token is
 /// never sent in its last minutes (WeChat's clock and ours differ, and requests take time).
 const TOKEN_SAFETY_MARGIN: Duration = Duration::from_secs(5 * 60);
-
-/// How long one replica may hold the right to refresh an app's token (longer than a request).
-const REFRESH_LOCK_TTL: Duration = Duration::from_secs(15);
-/// How long the others wait for its token before giving up, and how often they look.
-const REFRESH_WAIT: Duration = Duration::from_secs(20);
-const REFRESH_POLL: Duration = Duration::from_millis(50);
 
 const USER_AGENT: &str = concat!("minigate/", env!("CARGO_PKG_VERSION"));
 
@@ -269,10 +263,7 @@ impl WechatClient {
     /// The app's access token, from the cache or else from the stable-token API (then cached
     /// until five minutes before WeChat says it expires).
     pub async fn access_token(&self, app: &AppCredentials) -> Result<SecretString> {
-        if let Some(token) = self.tokens.get(&app.app_id).await? {
-            return Ok(token);
-        }
-        self.refresh_once(app, None).await
+        self.token(app, None).await
     }
 
     /// A token to use instead of `rejected`: one another task or replica already cached, or a
@@ -282,59 +273,32 @@ impl WechatClient {
         app: &AppCredentials,
         rejected: &SecretString,
     ) -> Result<SecretString> {
-        self.refresh_once(app, Some(rejected)).await
+        self.token(app, Some(rejected)).await
     }
 
-    /// Fetches the app's token, once for all tasks of this process (the mutex) and all replicas
-    /// sharing the Redis store (the refresh lock): the others wait for the token it caches.
-    /// With `rejected`, a cached token other than that one is taken as already refreshed, and a
+    /// The cached token, or one fetched once for all tasks and replicas; after a rejection the
     /// fetch forces a new token.
-    async fn refresh_once(
+    async fn token(
         &self,
         app: &AppCredentials,
         rejected: Option<&SecretString>,
     ) -> Result<SecretString> {
-        let _guard = self.refresh.lock().await;
-        let usable =
-            |t: &SecretString| rejected.is_none_or(|r| r.expose_secret() != t.expose_secret());
-        let give_up = tokio::time::Instant::now() + REFRESH_WAIT;
-        loop {
-            if let Some(token) = self.tokens.get(&app.app_id).await?
-                && usable(&token)
-            {
-                return Ok(token);
-            }
-            if let Some(lock) = self
-                .tokens
-                .try_refresh_lock(&app.app_id, REFRESH_LOCK_TTL)
-                .await?
-            {
-                // Another replica may have cached a token between our look and the lock.
-                let cached = match self.tokens.get(&app.app_id).await {
-                    Ok(Some(token)) if usable(&token) => Ok(Some(token)),
-                    Ok(_) => Ok(None),
-                    Err(e) => Err(e),
-                };
-                let result = match cached {
-                    Ok(Some(token)) => Ok(token),
-                    Ok(None) => self.fetch_token(app, rejected.is_some()).await,
-                    Err(e) => Err(e),
-                };
-                lock.release().await;
-                return result;
-            }
-            if tokio::time::Instant::now() >= give_up {
-                return Err(upstream(
-                    Api::StableToken,
-                    "another replica's token refresh did not finish in time",
-                    None,
-                ));
-            }
-            tokio::time::sleep(REFRESH_POLL).await;
-        }
+        cached_or_fetched(
+            &self.tokens,
+            &self.refresh,
+            &token_key(&app.app_id),
+            rejected,
+            Api::StableToken.service(),
+            || self.fetch_token(app, rejected.is_some()),
+        )
+        .await
     }
 
-    async fn fetch_token(&self, app: &AppCredentials, force_refresh: bool) -> Result<SecretString> {
+    async fn fetch_token(
+        &self,
+        app: &AppCredentials,
+        force_refresh: bool,
+    ) -> Result<(SecretString, Duration)> {
         let api = Api::StableToken;
         let request = self
             .http
@@ -351,12 +315,9 @@ impl WechatClient {
             classify(api, f)
         })?;
         let ttl = Duration::from_secs(answer.expires_in).saturating_sub(TOKEN_SAFETY_MARGIN);
-        self.tokens
-            .put(&app.app_id, &answer.access_token, ttl)
-            .await?;
         tracing::info!(app_id = %app.app_id, force_refresh, expires_in = answer.expires_in,
             "fetched wechat access token");
-        Ok(answer.access_token)
+        Ok((answer.access_token, ttl))
     }
 
     /// Sends `request` and reads WeChat's JSON answer: `Ok(Ok(T))` on success, `Ok(Err(..))` when
@@ -390,6 +351,11 @@ impl WechatClient {
             .map_err(|e| upstream(api, "reading the answer failed", Some(e)))?;
         parse_answer(api, &body)
     }
+}
+
+/// Where an app's access token is kept.
+fn token_key(app_id: &str) -> String {
+    format!("wechat:access_token:{app_id}")
 }
 
 /// 128 random bits as hex: a lock holder's mark.

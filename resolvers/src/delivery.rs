@@ -3,6 +3,7 @@
 //! operators look at deliveries by status, channel, person and cause, and send a dead letter
 //! again. The engine itself is `minigate_push::delivery`.
 
+mod app_sender;
 pub mod config;
 pub mod followers;
 mod memo;
@@ -12,7 +13,8 @@ pub mod route;
 mod sender;
 pub mod sources;
 
+pub use app_sender::message as app_message;
 pub use config::{PushConfigMutation, PushConfigQuery};
 pub use followers::{FollowerSyncMutation, FollowerSyncQuery};
 pub use object::{DeliveryMutation, DeliveryQuery};
-pub use sender::WechatSender;
+pub use sender::ChannelSender;

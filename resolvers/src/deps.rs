@@ -1,6 +1,6 @@
 use std::{sync::Arc, time::Duration};
 
-use minigate_push::{bus::Bus, events::Waker, wechat::WechatClient};
+use minigate_push::{app::AppPush, bus::Bus, events::Waker, wechat::WechatClient};
 use minigate_store::Db;
 use secrecy::SecretString;
 
@@ -12,6 +12,8 @@ pub struct Deps {
     pub db: Db,
     pub tokens: Arc<Tokens>,
     pub wechat: WechatClient,
+    /// FCM, APNs and Huawei.
+    pub app_push: AppPush,
     pub secrets: Arc<dyn Secrets>,
     pub limiter: Arc<dyn RateLimiter>,
     /// The realtime bus behind subscriptions.

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod billing;
 pub mod delivery;
 mod deps;
+pub mod device;
 pub mod error;
 mod idempotency;
 pub mod media;

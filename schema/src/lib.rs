@@ -18,6 +18,7 @@ use minigate_resolvers::{
         DeliveryMutation, DeliveryQuery, FollowerSyncMutation, FollowerSyncQuery,
         PushConfigMutation, PushConfigQuery,
     },
+    device::{AppPushProviderMutation, AppPushProviderQuery, DeviceMutation, DeviceQuery},
     media::MediaQuery,
     notice::{NoticeMutation, NoticeQuery, NoticeSubscription},
     payment::{PaymentMutation, PaymentQuery, PaymentSubscription},
@@ -44,6 +45,8 @@ pub struct Query(
     FollowerSyncQuery,
     PushConfigQuery,
     ViolationQuery,
+    DeviceQuery,
+    AppPushProviderQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -59,6 +62,8 @@ pub struct Mutation(
     FollowerSyncMutation,
     PushConfigMutation,
     ViolationMutation,
+    DeviceMutation,
+    AppPushProviderMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -40,7 +40,7 @@ use clap::Parser;
 use minigate_fakes::wechat::FakeWechat;
 use minigate_gateway::{app, config::Config};
 use minigate_push::delivery::{Worker, WorkerSettings};
-use minigate_resolvers::{Role, Viewer, delivery::WechatSender};
+use minigate_resolvers::{Role, Viewer, delivery::ChannelSender};
 use minigate_store::{Db, Id, testing::TestDb};
 use secrecy::SecretString;
 use sqlx::PgPool;
@@ -322,7 +322,7 @@ impl Setup {
         Worker::new(
             self.state.db.clone(),
             "bench",
-            Arc::new(WechatSender::new(self.state.deps.clone())),
+            Arc::new(ChannelSender::new(self.state.deps.clone())),
             WorkerSettings {
                 batch: args.batch,
                 concurrency: args.concurrency,

@@ -185,6 +185,7 @@ both!(
         c.payments.alipay_gateway = None;
         c.payments.notify_base = Some("https://pay.example.com".into());
         c.media.public_base = Some("https://api.example.com".into());
+        c.app_push = Default::default();
     },
     |app: TestApp| async move {
         let page = app.get("/graphiql").await;

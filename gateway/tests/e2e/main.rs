@@ -8,6 +8,7 @@
 #[macro_use]
 mod support;
 
+mod app_push;
 mod auth;
 mod billing;
 mod binary;

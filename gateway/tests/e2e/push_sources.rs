@@ -15,12 +15,12 @@ use crate::{
     support::{TestApp, id_number},
 };
 
-const MP: &str = "wxmpsources00001";
-const OA: &str = "wxoasources00001";
-const SUB_TEMPLATE: &str = "sub-notice-sources";
+pub(crate) const MP: &str = "wxmpsources00001";
+pub(crate) const OA: &str = "wxoasources00001";
+pub(crate) const SUB_TEMPLATE: &str = "sub-notice-sources";
 const OA_TEMPLATE: &str = "oa-notice-sources";
 
-const PUBLISH: &str = "mutation($i: NoticeInput!, $k: String) { publishNotice(input: $i, idempotencyKey: $k) { id } }";
+pub(crate) const PUBLISH: &str = "mutation($i: NoticeInput!, $k: String) { publishNotice(input: $i, idempotencyKey: $k) { id } }";
 const SET_TEMPLATE: &str = "mutation($i: PushTemplateInput!) { setPushTemplate(input: $i) { kind channel appId templateId fields { keyword field } page } }";
 const SET_POLICY: &str = "mutation($s: Int!, $e: Int!, $c: Int!) { setPushPolicy(quietStartMinute: $s, quietEndMinute: $e, dailyCap: $c) { quietStartMinute quietEndMinute dailyCap custom } }";
 const SET_ROUTE: &str = "mutation($k: PushKind!, $c: [DeliveryChannel!]!) { setPushRoute(kind: $k, channels: $c) { kind class channels custom } }";
@@ -28,7 +28,7 @@ const RECORD: &str = "mutation($i: ViolationInput!, $k: String) { recordViolatio
 
 /// The company's notice templates, set the way operators do, and no quiet hours, so that the
 /// tests do not depend on the hour they run at.
-async fn configure_notices(app: &TestApp, tenant: Id, admin: &str) {
+pub(crate) async fn configure_notices(app: &TestApp, tenant: Id, admin: &str) {
     app.mini_program(tenant, MP).await;
     app.official_account(tenant, OA, "secret-of-the-sources-account")
         .await;
@@ -116,7 +116,7 @@ async fn watch(app: &TestApp, sql: &'static str, id: Id) -> i64 {
 
 /// Waits until no delivery of `source` is pending or sending any more, then checks that each of
 /// `people` people has exactly one that was sent and none is a dead letter.
-async fn all_settled(app: &TestApp, source: Id, people: i64, within: Duration) {
+pub(crate) async fn all_settled(app: &TestApp, source: Id, people: i64, within: Duration) {
     let started = Instant::now();
     loop {
         let open = watch(
@@ -201,7 +201,47 @@ async fn settled(app: &TestApp, admin: &str, source: &str) -> Vec<Value> {
     }
 }
 
-fn id_of(v: &Value) -> Id {
+/// Two people signed in from the mini-program: `o-{tag}reader`, who accepted the notice's
+/// subscribe template once, and `o-{tag}follower`, who follows the official account as
+/// `oa-{tag}follower`. Returns their ids.
+pub(crate) async fn reader_and_follower(app: &TestApp, tenant: Id, tag: &str) -> (Id, Id) {
+    let login = app.login_wechat(MP, &format!("o-{tag}reader")).await;
+    let reader = id_of(&login.ok()["loginWithWechat"]["user"]["id"]);
+    let token = login.ok()["loginWithWechat"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.wechat
+        .grant_subscribe(MP, &format!("o-{tag}reader"), SUB_TEMPLATE, 1);
+    let r = app
+        .gql(
+            &token,
+            "mutation($r: [SubscribeResult!]!) { recordSubscribeConsent(results: $r) }",
+            json!({ "r": [{ "templateId": SUB_TEMPLATE, "accepted": true }] }),
+        )
+        .await;
+    assert_eq!(r.ok()["recordSubscribeConsent"], 1);
+    let login = app.login_wechat(MP, &format!("o-{tag}follower")).await;
+    let follower = id_of(&login.ok()["loginWithWechat"]["user"]["id"]);
+    let (openid, unionid) = (
+        format!("oa-{tag}follower"),
+        format!("union-o-{tag}follower"),
+    );
+    app.wechat.add_follower(OA, &openid, Some(&unionid));
+    let mut c = app.db().conn().await.unwrap();
+    store::execute!(
+        &mut c,
+        "insert into wechat_follower (app_id, openid, tenant_id, unionid, subscribed) values ($1, $2, $3, $4, true)",
+        OA,
+        &openid,
+        tenant,
+        &unionid
+    )
+    .unwrap();
+    (reader, follower)
+}
+
+pub(crate) fn id_of(v: &Value) -> Id {
     v.as_str().unwrap().parse().unwrap()
 }
 
@@ -212,34 +252,7 @@ both!(
         configure_notices(&app, tenant, &admin).await;
         // One person signed in with WeChat and accepted the notice template once; one follows
         // the official account; everyone else has only the app.
-        let login = app.login_wechat(MP, "o-reader").await;
-        let reader = id_of(&login.ok()["loginWithWechat"]["user"]["id"]);
-        let token = login.ok()["loginWithWechat"]["accessToken"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        app.wechat.grant_subscribe(MP, "o-reader", SUB_TEMPLATE, 1);
-        let r = app
-            .gql(
-                &token,
-                "mutation($r: [SubscribeResult!]!) { recordSubscribeConsent(results: $r) }",
-                json!({ "r": [{ "templateId": SUB_TEMPLATE, "accepted": true }] }),
-            )
-            .await;
-        assert_eq!(r.ok()["recordSubscribeConsent"], 1);
-        let follower = app.login_wechat(MP, "o-follower").await;
-        let follower = id_of(&follower.ok()["loginWithWechat"]["user"]["id"]);
-        app.wechat
-            .add_follower(OA, "oa-follower", Some("union-o-follower"));
-        let mut c = app.db().conn().await.unwrap();
-        store::execute!(
-            &mut c,
-            "insert into wechat_follower (app_id, openid, tenant_id, unionid, subscribed) values ($1, 'oa-follower', $2, 'union-o-follower', true)",
-            OA,
-            tenant
-        )
-        .unwrap();
-        drop(c);
+        let (reader, follower) = reader_and_follower(&app, tenant, "").await;
         // With the operator: 10,000 people.
         consumers(&app, tenant, 9_997).await;
         let audience = 10_000;
@@ -465,6 +478,7 @@ both!(a_payment_tells_its_payer_once, |app: TestApp| async move {
         [
             ("SUBSCRIBE", "FELL_THROUGH"),
             ("TEMPLATE", "FELL_THROUGH"),
+            ("APP", "FELL_THROUGH"),
             ("IN_APP", "SENT")
         ],
         "{rows:#?}"
@@ -1110,12 +1124,12 @@ both!(
         let of = |kind: &str| all.iter().find(|x| x["kind"] == kind).unwrap().clone();
         assert_eq!(
             of("VIOLATION")["channels"],
-            json!(["TEMPLATE", "SUBSCRIBE", "IN_APP"])
+            json!(["TEMPLATE", "SUBSCRIBE", "APP", "IN_APP"])
         );
         assert_eq!(of("PAYMENT")["class"], "ESSENTIAL");
         assert_eq!(
             of("NOTICE")["channels"],
-            json!(["SUBSCRIBE", "TEMPLATE", "IN_APP"])
+            json!(["SUBSCRIBE", "TEMPLATE", "APP", "IN_APP"])
         );
         assert_eq!(of("NOTICE")["custom"], false);
         let r = app

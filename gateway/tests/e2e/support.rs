@@ -1,6 +1,9 @@
 use std::{path::PathBuf, sync::Arc};
 
-use minigate_fakes::{alipay::FakeAlipay, wechat::FakeWechat, wechat_pay::FakeWechatPay};
+use minigate_fakes::{
+    alipay::FakeAlipay, apns::FakeApns, fcm::FakeFcm, huawei::FakeHuawei, wechat::FakeWechat,
+    wechat_pay::FakeWechatPay,
+};
 use minigate_gateway::{app, config::Config};
 use minigate_resolvers::{
     Role, auth::create_password_user, registry::db as registry_db, tenant::db as tenant_db,
@@ -52,6 +55,11 @@ pub struct TestApp {
     pub wxpay: FakeWechatPay,
     /// The Alipay gateway, as the app's `payments.alipay_gateway`.
     pub alipay: FakeAlipay,
+    /// FCM, APNs (production and sandbox) and Huawei, as the app's `app_push` hosts.
+    pub fcm: FakeFcm,
+    pub apns: FakeApns,
+    pub apns_sandbox: FakeApns,
+    pub huawei: FakeHuawei,
     pub test_db: TestDb,
     pub dir: PathBuf,
     pub servers: bool,
@@ -146,6 +154,19 @@ impl TestApp {
         config.payments.timeout_ms = 3_000;
         // Tests that want the active query turn it on.
         config.payments.first_query_seconds = 3_600;
+        let (fcm, apns, apns_sandbox, huawei) = (
+            FakeFcm::start().await,
+            FakeApns::start().await,
+            FakeApns::start().await,
+            FakeHuawei::start().await,
+        );
+        let p = &mut config.app_push;
+        p.fcm_api_base = fcm.base_url.clone();
+        p.apns_production = apns.base_url.clone();
+        p.apns_sandbox = apns_sandbox.base_url.clone();
+        p.huawei_oauth_url = format!("{}/oauth2/v3/token", huawei.base_url);
+        p.huawei_api_base = huawei.base_url.clone();
+        p.timeout_ms = 3_000;
         if servers {
             use_s3(&mut config).await?;
         }
@@ -168,6 +189,10 @@ impl TestApp {
             wechat,
             wxpay,
             alipay,
+            fcm,
+            apns,
+            apns_sandbox,
+            huawei,
             test_db,
             dir,
             servers,

@@ -13,15 +13,13 @@
 //! Values are sent as given: WeChat's limits per keyword type (`thing` at most 20 characters and
 //! so on) are the caller's business, and a value over them comes back as 47003, permanent.
 
-use std::time::Duration;
-
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::ser::Serializer;
 
 use super::{AppCredentials, WechatClient};
 use crate::Error;
-use crate::outcome::{SendOutcome, classify_wechat, wechat_code};
+use crate::outcome::{SendOutcome, classify_wechat, retry_after, transport_failure, wechat_code};
 
 const TEMPLATE_SEND: &str = "/cgi-bin/message/template/send";
 const SUBSCRIBE_SEND: &str = "/cgi-bin/message/subscribe/send";
@@ -238,11 +236,7 @@ impl WechatClient {
         // the way (a gateway, a proxy, an overloaded front end) and says nothing about the
         // message or its recipient, so each one is worth a later try.
         if !status.is_success() {
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(retry_after_secs);
+            let retry_after = retry_after(response.headers());
             return Err(SendOutcome::Transient {
                 code: format!("HTTP_{}", status.as_u16()),
                 detail: format!("http status {status}"),
@@ -268,25 +262,6 @@ fn token_unavailable(e: Error) -> SendOutcome {
             retry_after: None,
         },
     }
-}
-
-/// A request that got no answer, or whose answer was cut off. Whatever WeChat says never depends
-/// on the network, so every one is transient. The URL (with the access token in its query) is
-/// dropped before the error is put into words.
-fn transport_failure(e: reqwest::Error) -> SendOutcome {
-    let e = e.without_url();
-    let code = if e.is_timeout() { "TIMEOUT" } else { "NETWORK" };
-    SendOutcome::Transient {
-        code: code.to_owned(),
-        detail: e.to_string(),
-        retry_after: None,
-    }
-}
-
-/// `Retry-After` in seconds. Its other form, an HTTP date, is not read: it is rare from the
-/// gateways in front of WeChat, and the engine's own backoff is a fine fallback.
-fn retry_after_secs(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// WeChat's answer: `errcode` (absent or 0 is success), `errmsg`, and on success `msgid` (a
@@ -328,6 +303,8 @@ fn read_answer(body: &[u8]) -> Result<Answer, SendOutcome> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::wechat::{TokenStore, WechatConfig};
 
@@ -403,14 +380,6 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_read_in_seconds_only() {
-        assert_eq!(retry_after_secs("7"), Some(Duration::from_secs(7)));
-        assert_eq!(retry_after_secs(" 120 "), Some(Duration::from_secs(120)));
-        assert_eq!(retry_after_secs("Wed, 21 Oct 2015 07:28:00 GMT"), None);
-        assert_eq!(retry_after_secs("-3"), None);
-    }
-
-    #[test]
     fn token_failures_are_credential_or_transient() {
         let outcome = token_unavailable(Error::WechatConfig {
             errcode: 40125,
@@ -442,7 +411,7 @@ mod tests {
         let tokens = TokenStore::local();
         tokens
             .put(
-                "wx_mp",
+                &super::super::token_key("wx_mp"),
                 &SecretString::from("cached-token"),
                 Duration::from_secs(60),
             )

@@ -55,15 +55,23 @@ impl Kind {
         }
     }
 
-    /// The order used when the tenant set none. A violation goes to the official account first:
-    /// it is not something a driver asked to be told about, so there is rarely a subscribe
-    /// consent for it.
+    /// The order used when the tenant set none (DESIGN.md §5: subscribe message, template
+    /// message, app push, in-app). A violation goes to the official account first: it is not
+    /// something a driver asked to be told about, so there is rarely a subscribe consent for it.
     pub fn default_channels(self) -> &'static [Channel] {
         match self {
-            Kind::Violation => &[Channel::Template, Channel::Subscribe, Channel::InApp],
-            Kind::Notice | Kind::Accident | Kind::Payment | Kind::RentDue => {
-                &[Channel::Subscribe, Channel::Template, Channel::InApp]
-            }
+            Kind::Violation => &[
+                Channel::Template,
+                Channel::Subscribe,
+                Channel::App,
+                Channel::InApp,
+            ],
+            Kind::Notice | Kind::Accident | Kind::Payment | Kind::RentDue => &[
+                Channel::Subscribe,
+                Channel::Template,
+                Channel::App,
+                Channel::InApp,
+            ],
         }
     }
 

@@ -1,5 +1,6 @@
-//! The WeChat side of the delivery engine: who a delivery goes to on its channel, with which
-//! template, filled from which payload fields, and with whose credentials.
+//! What sends a delivery on its channel: who it goes to, with which template, filled from which
+//! payload fields, and with whose credentials. App push is [`super::app_sender`]'s; the WeChat
+//! channels are here.
 //!
 //! * `SUBSCRIBE`: to the person's mini-program openid, with the tenant's subscribe template for
 //!   the message's kind; one unused consent is taken in the same transaction as the send is
@@ -25,16 +26,17 @@ use minigate_push::{
 use minigate_store::{self as store, Conn, Id};
 use sqlx::types::Json;
 
-use super::memo::Memo;
+use super::{app_sender::AppSender, memo::Memo};
 use crate::{Deps, tenant::db as tenant_db};
 
 /// How long a template or an app's credentials are used before they are read again: an
 /// operator's change reaches messages within this while.
 const MEMO_TTL: Duration = Duration::from_secs(30);
 
-/// Sends deliveries through WeChat with the tenant's apps.
-pub struct WechatSender {
+/// Sends deliveries through WeChat and the app push providers with the tenant's apps.
+pub struct ChannelSender {
     deps: Deps,
+    app: AppSender,
     templates: Memo<(Id, String, Channel), Option<Arc<Template>>>,
     credentials: Memo<(String, &'static str), AppCredentials>,
     /// (person, official account) → their openid there, `None` when they do not follow it: read
@@ -45,9 +47,10 @@ pub struct WechatSender {
 /// How long a wave's follower lookup stands in for a query of one's own.
 const FOLLOWER_TTL: Duration = Duration::from_secs(10);
 
-impl WechatSender {
+impl ChannelSender {
     pub fn new(deps: Deps) -> Self {
-        WechatSender {
+        ChannelSender {
+            app: AppSender::new(deps.clone()),
             deps,
             templates: Memo::new(MEMO_TTL),
             credentials: Memo::new(MEMO_TTL),
@@ -126,7 +129,7 @@ fn fill(t: &Template, payload: &serde_json::Value) -> Vec<(String, String)> {
         .collect()
 }
 
-impl WechatSender {
+impl ChannelSender {
     async fn credentials(
         &self,
         app_id: &str,
@@ -309,7 +312,7 @@ async fn followers(
     )
 }
 
-impl WechatSender {
+impl ChannelSender {
     /// Reads the followers of a wave's template messages, one query per tenant and account.
     async fn prepare_followers(&self, wave: &[Arc<Delivery>]) -> store::Result<()> {
         let mut groups: HashMap<(Id, String), Vec<Id>> = HashMap::new();
@@ -340,11 +343,14 @@ impl WechatSender {
 }
 
 #[async_trait]
-impl Sender for WechatSender {
+impl Sender for ChannelSender {
     async fn prepare(&self, wave: &[Arc<Delivery>]) {
         if let Err(e) = self.prepare_followers(wave).await {
             // Each send then reads its own.
             tracing::warn!(error = %e, "reading a wave's followers failed");
+        }
+        if let Err(e) = self.app.prepare(wave).await {
+            tracing::warn!(error = %e, "reading a wave's devices failed");
         }
     }
 
@@ -352,10 +358,7 @@ impl Sender for WechatSender {
         let result = match Channel::parse(&d.channel) {
             Some(Channel::Subscribe) => self.subscribe(d).await,
             Some(Channel::Template) => self.template_message(d).await,
-            Some(Channel::App) => Err(permanent(
-                "CHANNEL_NOT_AVAILABLE",
-                "app push is not configured",
-            )),
+            Some(Channel::App) => Ok(self.app.send(d).await),
             Some(Channel::InApp) => Ok(SendOutcome::Sent {
                 provider_msg_id: None,
             }),

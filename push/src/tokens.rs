@@ -1,5 +1,9 @@
-//! Where access tokens wait between uses: in this process, or in Redis so that every replica
-//! shares one token per app (WeChat's stable token is per app, not per process).
+//! Where provider tokens wait between uses: in this process, or in Redis so that every replica
+//! shares one (WeChat's stable token is per app, APNs wants one provider token per team, not
+//! one per process), and the one way they are refreshed: once for all tasks of a process and all
+//! replicas sharing the store ([`refresh_once`]).
+//!
+//! Keys name their provider: `wechat:access_token:{app id}`, `apns:provider_token:{team}:{key}`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -8,9 +12,9 @@ use std::time::{Duration, Instant};
 use redis::AsyncCommands;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::Result;
+use crate::{Error, Result};
 
-/// Cache of WeChat access tokens keyed by app id. Cheap to clone: clones share the same cache.
+/// Cache of provider tokens by key. Cheap to clone: clones share the same cache.
 #[derive(Clone)]
 pub enum TokenStore {
     /// In this process only (one node, tests).
@@ -45,31 +49,26 @@ impl TokenStore {
         TokenStore::Redis(RedisTokens { conn, key_prefix })
     }
 
-    /// The cached token for `app_id`, if it has not yet reached its end of use.
-    pub(crate) async fn get(&self, app_id: &str) -> Result<Option<SecretString>> {
+    /// The cached token under `key`, if it has not yet reached its end of use.
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<SecretString>> {
         match self {
-            TokenStore::Local(local) => Ok(local.get_at(app_id, Instant::now())),
+            TokenStore::Local(local) => Ok(local.get_at(key, Instant::now())),
             TokenStore::Redis(r) => {
                 let mut conn = r.conn.clone();
-                let token: Option<String> = conn.get(redis_key(&r.key_prefix, app_id)).await?;
+                let token: Option<String> = conn.get(redis_key(&r.key_prefix, key)).await?;
                 Ok(token.map(SecretString::from))
             }
         }
     }
 
     /// Keeps `token` for `ttl`; a zero `ttl` keeps nothing.
-    pub(crate) async fn put(
-        &self,
-        app_id: &str,
-        token: &SecretString,
-        ttl: Duration,
-    ) -> Result<()> {
+    pub(crate) async fn put(&self, key: &str, token: &SecretString, ttl: Duration) -> Result<()> {
         if ttl.is_zero() {
             return Ok(());
         }
         match self {
             TokenStore::Local(local) => {
-                local.put_at(app_id, token, ttl, Instant::now());
+                local.put_at(key, token, ttl, Instant::now());
                 Ok(())
             }
             TokenStore::Redis(r) => {
@@ -77,11 +76,7 @@ impl TokenStore {
                 // SET EX counts whole seconds; rounding up keeps a sub-second TTL from becoming 0.
                 let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
                 let () = conn
-                    .set_ex(
-                        redis_key(&r.key_prefix, app_id),
-                        token.expose_secret(),
-                        secs,
-                    )
+                    .set_ex(redis_key(&r.key_prefix, key), token.expose_secret(), secs)
                     .await?;
                 Ok(())
             }
@@ -89,7 +84,7 @@ impl TokenStore {
     }
 }
 
-/// The right to refresh one app's token, held by one replica at a time (Redis), or by this
+/// The right to refresh one token, held by one replica at a time (Redis), or by this
 /// process (in-process store: the client's own mutex already serializes). Released by
 /// [`RefreshLock::release`], or by its expiry if the holder dies.
 pub(crate) struct RefreshLock {
@@ -100,18 +95,18 @@ pub(crate) struct RefreshLock {
 const RELEASE_SCRIPT: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
 impl TokenStore {
-    /// Takes the refresh lock of `app_id` for at most `ttl`; `None` while another replica holds
+    /// Takes the refresh lock of `key` for at most `ttl`; `None` while another replica holds
     /// it.
     pub(crate) async fn try_refresh_lock(
         &self,
-        app_id: &str,
+        key: &str,
         ttl: Duration,
     ) -> Result<Option<RefreshLock>> {
         match self {
             TokenStore::Local(_) => Ok(Some(RefreshLock { held: None })),
             TokenStore::Redis(r) => {
                 let mut conn = r.conn.clone();
-                let key = lock_key(&r.key_prefix, app_id);
+                let key = lock_key(&r.key_prefix, key);
                 let nonce = crate::wechat::nonce();
                 let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
                 let set: Option<String> = redis::cmd("SET")
@@ -143,28 +138,28 @@ impl RefreshLock {
             .await;
         if let Err(e) = released {
             // It expires on its own; the next refresher waits for that at worst.
-            tracing::warn!(error = %e, "releasing the access-token refresh lock failed");
+            tracing::warn!(error = %e, "releasing a token refresh lock failed");
         }
     }
 }
 
 impl LocalTokens {
-    fn get_at(&self, app_id: &str, now: Instant) -> Option<SecretString> {
+    fn get_at(&self, key: &str, now: Instant) -> Option<SecretString> {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        match entries.get(app_id) {
+        match entries.get(key) {
             Some(e) if now < e.valid_until => Some(e.token.clone()),
             Some(_) => {
-                entries.remove(app_id);
+                entries.remove(key);
                 None
             }
             None => None,
         }
     }
 
-    fn put_at(&self, app_id: &str, token: &SecretString, ttl: Duration, now: Instant) {
+    fn put_at(&self, key: &str, token: &SecretString, ttl: Duration, now: Instant) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.insert(
-            app_id.to_owned(),
+            key.to_owned(),
             LocalEntry {
                 token: token.clone(),
                 valid_until: now + ttl,
@@ -173,13 +168,117 @@ impl LocalTokens {
     }
 }
 
-/// The one place this crate's Redis keys for access tokens are spelled.
-fn redis_key(prefix: &str, app_id: &str) -> String {
-    format!("{prefix}wechat:access_token:{app_id}")
+/// The one place this crate's Redis keys for tokens are spelled.
+fn redis_key(prefix: &str, key: &str) -> String {
+    format!("{prefix}{key}")
 }
 
-fn lock_key(prefix: &str, app_id: &str) -> String {
-    format!("{prefix}wechat:access_token_refresh:{app_id}")
+fn lock_key(prefix: &str, key: &str) -> String {
+    format!("{prefix}{key}:refresh")
+}
+
+/// How long one replica may hold the right to refresh a token (longer than a request).
+const REFRESH_LOCK_TTL: Duration = Duration::from_secs(15);
+/// How long the others wait for its token before giving up, and how often they look.
+const REFRESH_WAIT: Duration = Duration::from_secs(20);
+const REFRESH_POLL: Duration = Duration::from_millis(50);
+
+/// The token under `key`: the cached one unless it is `rejected` (the provider just refused it),
+/// else a new one had once for every task and replica ([`Refresh`]), taking a token another one
+/// cached meanwhile as already renewed.
+pub(crate) async fn cached_or_fetched<F, Fut>(
+    store: &TokenStore,
+    local: &tokio::sync::Mutex<()>,
+    key: &str,
+    rejected: Option<&SecretString>,
+    service: &'static str,
+    fetch: F,
+) -> Result<SecretString>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(SecretString, Duration)>>,
+{
+    if rejected.is_none()
+        && let Some(token) = store.get(key).await?
+    {
+        return Ok(token);
+    }
+    Refresh {
+        store,
+        local,
+        key,
+        usable: |t: &SecretString| rejected.is_none_or(|r| r.expose_secret() != t.expose_secret()),
+        service,
+    }
+    .run(fetch)
+    .await
+}
+
+/// How one token is refreshed: where it is kept, which cached token is still good, and how a
+/// new one is had (with how long to keep it).
+pub(crate) struct Refresh<'a, U> {
+    pub store: &'a TokenStore,
+    /// Serializes refreshes in this process, so concurrent callers that miss the cache (or see
+    /// the same token rejected) ask the provider once.
+    pub local: &'a tokio::sync::Mutex<()>,
+    pub key: &'a str,
+    /// Whether a cached token may be used (not the one just rejected, not too old).
+    pub usable: U,
+    /// Names the provider in the error when another replica's refresh never finished.
+    pub service: &'static str,
+}
+
+impl<U: Fn(&SecretString) -> bool> Refresh<'_, U> {
+    /// A usable token, fetched once for all tasks of this process (the mutex) and all replicas
+    /// sharing the Redis store (the refresh lock): the others wait for the token it caches.
+    pub(crate) async fn run<F, Fut>(self, fetch: F) -> Result<SecretString>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(SecretString, Duration)>>,
+    {
+        let _guard = self.local.lock().await;
+        let give_up = tokio::time::Instant::now() + REFRESH_WAIT;
+        loop {
+            if let Some(token) = self.store.get(self.key).await?
+                && (self.usable)(&token)
+            {
+                return Ok(token);
+            }
+            if let Some(lock) = self
+                .store
+                .try_refresh_lock(self.key, REFRESH_LOCK_TTL)
+                .await?
+            {
+                let result = self.fetch_holding_lock(fetch).await;
+                lock.release().await;
+                return result;
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return Err(Error::Upstream {
+                    service: self.service,
+                    detail: "another replica's token refresh did not finish in time".to_owned(),
+                    source: None,
+                });
+            }
+            tokio::time::sleep(REFRESH_POLL).await;
+        }
+    }
+
+    async fn fetch_holding_lock<F, Fut>(&self, fetch: F) -> Result<SecretString>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(SecretString, Duration)>>,
+    {
+        // Another replica may have cached a token between our look and the lock.
+        if let Some(token) = self.store.get(self.key).await?
+            && (self.usable)(&token)
+        {
+            return Ok(token);
+        }
+        let (token, ttl) = fetch().await?;
+        self.store.put(self.key, &token, ttl).await?;
+        Ok(token)
+    }
 }
 
 #[cfg(test)]
@@ -235,8 +334,12 @@ mod tests {
     #[test]
     fn redis_key_puts_the_prefix_first() {
         assert_eq!(
-            redis_key("minigate:test:", "wx123"),
+            redis_key("minigate:test:", "wechat:access_token:wx123"),
             "minigate:test:wechat:access_token:wx123"
+        );
+        assert_eq!(
+            lock_key("minigate:test:", "apns:provider_token:T:K"),
+            "minigate:test:apns:provider_token:T:K:refresh"
         );
     }
 }
