@@ -137,7 +137,7 @@ impl Servers {
 
 async fn backend_name(db: &Db) -> anyhow::Result<String> {
     Ok(match db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(pool, _) => {
             let v: String = sqlx::query_scalar("select sqlite_version()")
                 .fetch_one(pool)
                 .await?;

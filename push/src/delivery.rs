@@ -27,7 +27,7 @@ pub enum Channel {
     Subscribe,
     /// An official-account template message (needs the person to follow the account).
     Template,
-    /// FCM, APNs, Huawei: a later issue.
+    /// FCM, APNs or Huawei, to each device the person registered.
     App,
     /// Nothing to send: the message is in the app's notice list.
     InApp,

@@ -1641,3 +1641,60 @@ on_both!(
         }
     }
 );
+
+/// A channel that, like a subscribe message spending a consent, writes in a transaction of its
+/// own before it answers.
+struct Writes(Db);
+
+#[async_trait]
+impl Sender for Writes {
+    async fn send(&self, d: &Delivery) -> SendOutcome {
+        let mut tx = self.0.begin().await.unwrap();
+        store::execute!(
+            &mut tx,
+            "update push_delivery set updated_at = updated_at where id = $1",
+            d.id
+        )
+        .unwrap();
+        // The answer takes a moment, as a provider's does, while the turn is held.
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+        tx.commit().await.unwrap();
+        SendOutcome::Sent {
+            provider_msg_id: None,
+        }
+    }
+}
+
+on_both!(
+    sends_that_write_never_hold_up_the_settling_of_what_was_sent,
+    |db: Db| async move {
+        let t = tenant(&db).await;
+        let people = users(&db, t, 300).await;
+        // Mostly in-app messages, whose outcomes come at once, with a message that writes
+        // every 30th: the settling of the in-app ones needs the turn the writer holds.
+        for (i, u) in people.iter().enumerate() {
+            let channel = if i % 30 == 0 {
+                Channel::Subscribe
+            } else {
+                Channel::InApp
+            };
+            enqueue(&db, &Msg::new(t, *u, Class::Essential, &[channel])).await;
+        }
+        // A short lease: a settle stuck behind the sends' writes would outlast it, and its rows
+        // would be left to be taken back and sent again.
+        let w = Worker::new(
+            db.clone(),
+            "writer",
+            Arc::new(Writes(db.clone())),
+            WorkerSettings {
+                batch: 300,
+                concurrency: 2,
+                lease: Duration::seconds(8),
+                ..quick()
+            },
+        );
+        let pass = w.run_once(noon()).await.unwrap();
+        assert_eq!((pass.claimed, pass.sent), (300, 300));
+        assert_eq!(count(&db, "SENT").await, 300);
+    }
+);

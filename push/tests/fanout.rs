@@ -272,7 +272,7 @@ on_both!(
 );
 
 on_both!(
-    a_repeat_writes_nothing_and_rows_are_those_enqueue_writes,
+    a_repeat_writes_nothing_and_a_person_added_since_gets_it_next_time,
     |db: Db| async move {
         let t = tenant(&db).await;
         let a = simple(&db, t, "driver").await;
@@ -293,8 +293,9 @@ on_both!(
         for d in &rows {
             assert_eq!(d.kind, "NOTICE");
             assert_eq!(d.class, "REMINDER");
-            assert_eq!(d.channel, "SUBSCRIBE");
-            assert_eq!(d.fallback, "TEMPLATE,IN_APP");
+            // Nothing outside the app reaches them: no template is even configured.
+            assert_eq!(d.channel, "IN_APP");
+            assert_eq!(d.fallback, "");
             assert_eq!(d.status, "PENDING");
             assert_eq!(d.attempts, 0);
             assert_eq!(d.payload.0["title"], "Road closed");
@@ -390,5 +391,171 @@ on_both!(
         )
         .unwrap();
         assert_eq!(n, 100_000);
+    }
+);
+
+/// An unused (or, with `used`, spent) consent of `user` to subscribe template `template`.
+async fn consent(db: &Db, tenant: Id, user: Id, template: &str, used: bool) {
+    let mut c = db.conn().await.unwrap();
+    store::execute!(
+        &mut c,
+        "insert into subscribe_consent (id, tenant_id, user_id, app_id, template_id, used_at) values ($1, $2, $3, 'wx-mp', $4, $5)",
+        Id::new(),
+        tenant,
+        user,
+        template,
+        used.then(Utc::now)
+    )
+    .unwrap();
+}
+
+/// `user` (by their unionid) follows the official account, or did.
+async fn follow(db: &Db, tenant: Id, user: Id, subscribed: bool) {
+    let mut c = db.conn().await.unwrap();
+    let unionid = format!("union-{user}");
+    store::execute!(
+        &mut c,
+        "update app_user set wx_unionid = $1 where id = $2",
+        &unionid,
+        user
+    )
+    .unwrap();
+    store::execute!(
+        &mut c,
+        "insert into wechat_follower (app_id, openid, tenant_id, unionid, subscribed) values ('wx-oa', $1, $2, $3, $4)",
+        format!("oa-{user}"),
+        tenant,
+        &unionid,
+        subscribed
+    )
+    .unwrap();
+}
+
+/// Fans a NOTICE out to `users` in the order `channels`; returns how many rows were written and
+/// (person, channel, fallback) of every row of the message.
+async fn fan_in_order(
+    db: &Db,
+    tenant: Id,
+    source: Id,
+    users: &[Id],
+    channels: &[Channel],
+) -> (u64, Vec<(Id, String, String)>) {
+    let payload = json!({ "title": "Depot moved" });
+    let mut tx = db.begin().await.unwrap();
+    let n = enqueue_all(
+        &mut tx,
+        &Fanout {
+            tenant_id: tenant,
+            audience: Audience::Users(users),
+            kind: "NOTICE",
+            class: Class::Reminder,
+            source_id: source,
+            channels,
+            payload: &payload,
+            not_before: Utc::now(),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let rows = rows(db, tenant, source)
+        .await
+        .into_iter()
+        .map(|d| (d.user_id, d.channel, d.fallback))
+        .collect();
+    (n, rows)
+}
+
+on_both!(
+    each_person_starts_at_the_first_channel_that_can_reach_them,
+    |db: Db| async move {
+        let t = tenant(&db).await;
+        let mut c = db.conn().await.unwrap();
+        for (channel, app, template) in [
+            ("SUBSCRIBE", "wx-mp", "sub-1"),
+            ("TEMPLATE", "wx-oa", "tpl-1"),
+        ] {
+            store::execute!(
+                &mut c,
+                "insert into push_template (tenant_id, kind, channel, app_id, template_id, fields) values ($1, 'NOTICE', $2, $3, $4, '{}')",
+                t,
+                channel,
+                app,
+                template
+            )
+            .unwrap();
+        }
+        let mut people = Vec::new();
+        for _ in 0..7 {
+            people.push(simple(&db, t, "driver").await);
+        }
+        let [
+            consented,
+            follower,
+            device,
+            nothing,
+            spent,
+            left,
+            other_template,
+        ] = <[Id; 7]>::try_from(people.clone()).unwrap();
+        consent(&db, t, consented, "sub-1", false).await;
+        follow(&db, t, follower, true).await;
+        store::execute!(
+            &mut c,
+            "insert into push_device (id, tenant_id, user_id, provider, environment, token) values ($1, $2, $3, 'FCM', 'PRODUCTION', 'fcm-token-1')",
+            Id::new(),
+            t,
+            device
+        )
+        .unwrap();
+        // A consent already spent, an account left, a consent to another template: none of
+        // them reaches the person.
+        consent(&db, t, spent, "sub-1", true).await;
+        follow(&db, t, left, false).await;
+        consent(&db, t, other_template, "sub-other", false).await;
+
+        let order = [
+            Channel::Subscribe,
+            Channel::Template,
+            Channel::App,
+            Channel::InApp,
+        ];
+        let source = Id::new();
+        let (n, rows) = fan_in_order(&db, t, source, &people, &order).await;
+        assert_eq!(n, 7);
+        let by_person: std::collections::HashMap<Id, (String, String)> =
+            rows.into_iter().map(|(u, c, f)| (u, (c, f))).collect();
+        let expect = |u: Id, c: &str, f: &str| {
+            assert_eq!(by_person[&u], (c.to_owned(), f.to_owned()), "{u}");
+        };
+        expect(consented, "SUBSCRIBE", "TEMPLATE,APP,IN_APP");
+        expect(follower, "TEMPLATE", "APP,IN_APP");
+        expect(device, "APP", "IN_APP");
+        for u in [nothing, spent, left, other_template] {
+            expect(u, "IN_APP", "");
+        }
+
+        // The person with nothing consents, and the message is fanned out again: they have it
+        // already, on another channel, and get no second one.
+        consent(&db, t, nothing, "sub-1", false).await;
+        let (again, rows) = fan_in_order(&db, t, source, &people, &order).await;
+        assert_eq!((again, rows.len()), (0, 7));
+
+        // An order with no channel that reaches someone starts them at its first.
+        let (n, rows) = fan_in_order(
+            &db,
+            t,
+            Id::new(),
+            &[device, left],
+            &[Channel::Subscribe, Channel::Template],
+        )
+        .await;
+        assert_eq!(n, 2);
+        for (_, channel, fallback) in rows {
+            assert_eq!(
+                (channel.as_str(), fallback.as_str()),
+                ("SUBSCRIBE", "TEMPLATE")
+            );
+        }
     }
 );

@@ -1,4 +1,4 @@
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction,
@@ -46,8 +46,43 @@ impl Default for DbOptions {
 #[derive(Debug, Clone)]
 pub enum Db {
     Postgres(PgPool),
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, WriteGate),
 }
+
+/// SQLite's writers, one at a time and first come, first served, within this process.
+///
+/// SQLite has one writer; a transaction that finds the lock taken waits in its busy handler,
+/// which sleeps and polls. Under a steady stream of short writes (the delivery worker's settles)
+/// a poller can miss every gap until its busy timeout ends in `SQLITE_BUSY`, and each waiter
+/// holds a pooled connection meanwhile, so reads starve too. Queueing writers here, before they
+/// take a connection, makes the wait fair and leaves the pool to readers. (Another process on
+/// the same file still meets the busy handler, as before.)
+#[derive(Debug, Clone)]
+pub struct WriteGate {
+    permits: Arc<tokio::sync::Semaphore>,
+    /// How long a writer queues before the database counts as unavailable.
+    wait: Duration,
+}
+
+impl WriteGate {
+    fn new(wait: Duration) -> Self {
+        WriteGate {
+            permits: Arc::new(tokio::sync::Semaphore::new(1)),
+            wait,
+        }
+    }
+
+    async fn enter(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        match tokio::time::timeout(self.wait, Arc::clone(&self.permits).acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(Error::Unavailable(sqlx::Error::PoolClosed)),
+            Err(_) => Err(Error::Unavailable(sqlx::Error::PoolTimedOut)),
+        }
+    }
+}
+
+/// SQLite's busy handler, for writers of another process (this one's queue at [`WriteGate`]).
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connections in the pool, for `/metrics`.
 #[derive(Debug, Clone, Copy)]
@@ -75,12 +110,12 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10));
+                .busy_timeout(SQLITE_BUSY_TIMEOUT);
             let pool = PoolOptions::<Sqlite>::new()
                 .max_connections(opts.max_connections.min(8))
                 .acquire_timeout(opts.acquire_timeout)
                 .connect_lazy_with(connect);
-            Ok(Db::Sqlite(pool))
+            Ok(Db::Sqlite(pool, WriteGate::new(SQLITE_BUSY_TIMEOUT)))
         } else {
             Err(Error::UnsupportedUrl)
         }
@@ -89,7 +124,7 @@ impl Db {
     pub fn backend(&self) -> Backend {
         match self {
             Db::Postgres(_) => Backend::Postgres,
-            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Sqlite(..) => Backend::Sqlite,
         }
     }
 
@@ -100,26 +135,32 @@ impl Db {
         Ok(Conn(
             match self {
                 Db::Postgres(p) => Inner::Pg(p.acquire().await.map_err(Error::Unavailable)?),
-                Db::Sqlite(p) => Inner::Lite(p.acquire().await.map_err(Error::Unavailable)?),
+                Db::Sqlite(p, _) => Inner::Lite(p.acquire().await.map_err(Error::Unavailable)?),
             },
             Vec::new(),
+            None,
         ))
     }
 
-    /// A write transaction. On SQLite it starts with `BEGIN IMMEDIATE`, taking the write lock up
-    /// front: a deferred transaction that reads and then writes can fail with `SQLITE_BUSY`
-    /// instead of waiting, and the lock is what stands in for PostgreSQL's row locks.
+    /// A write transaction. On SQLite it waits its turn at the [`WriteGate`] and starts with
+    /// `BEGIN IMMEDIATE`, taking the write lock up front: a deferred transaction that reads and
+    /// then writes can fail with `SQLITE_BUSY` instead of waiting, and the lock is what stands in
+    /// for PostgreSQL's row locks. The turn lasts until the transaction ends.
     pub async fn begin(&self) -> Result<Conn> {
-        let started = match self {
-            Db::Postgres(p) => p.begin().await.map(Inner::PgTx),
-            Db::Sqlite(p) => p.begin_with("BEGIN IMMEDIATE").await.map(Inner::LiteTx),
+        let (started, turn) = match self {
+            Db::Postgres(p) => (p.begin().await.map(Inner::PgTx), None),
+            Db::Sqlite(p, gate) => {
+                let turn = gate.enter().await?;
+                (
+                    p.begin_with("BEGIN IMMEDIATE").await.map(Inner::LiteTx),
+                    Some(turn),
+                )
+            }
         };
-        // A failure to start is a failure to reach the database, except SQLite's busy timeout.
-        let inner = started.map_err(|e| match e {
-            sqlx::Error::Database(_) => Error::Query(e),
-            other => Error::Unavailable(other),
-        })?;
-        Ok(Conn(inner, Vec::new()))
+        // Any failure to start (no connection, or SQLite still busy past its timeout because
+        // another process writes) means the database cannot take the write now: worth a retry.
+        let inner = started.map_err(Error::Unavailable)?;
+        Ok(Conn(inner, Vec::new(), turn))
     }
 
     /// Checks that the database answers (for `/readyz`).
@@ -136,7 +177,7 @@ impl Db {
                 size: p.size(),
                 idle: p.num_idle(),
             },
-            Db::Sqlite(p) => PoolStats {
+            Db::Sqlite(p, _) => PoolStats {
                 size: p.size(),
                 idle: p.num_idle(),
             },
@@ -146,14 +187,23 @@ impl Db {
     pub async fn close(&self) {
         match self {
             Db::Postgres(p) => p.close().await,
-            Db::Sqlite(p) => p.close().await,
+            Db::Sqlite(p, _) => p.close().await,
         }
     }
 }
 
 /// A connection, either on its own or inside a write transaction from [`Db::begin`].
-/// Query functions take `&mut Conn`, so the caller decides which.
-pub struct Conn(Inner, Vec<Box<dyn FnOnce() + Send>>);
+/// Query functions take `&mut Conn`, so the caller decides which. A SQLite transaction holds its
+/// turn at the [`WriteGate`] until it is committed, rolled back or dropped.
+pub struct Conn(
+    Inner,
+    Vec<Box<dyn FnOnce() + Send>>,
+    #[expect(
+        dead_code,
+        reason = "held for its drop: the turn ends with the transaction"
+    )]
+    Option<tokio::sync::OwnedSemaphorePermit>,
+);
 
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

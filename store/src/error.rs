@@ -27,9 +27,20 @@ impl From<sqlx::Error> for Error {
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed => Error::Unavailable(e),
+            sqlx::Error::Database(ref db) if is_sqlite_busy(db.as_ref()) => Error::Unavailable(e),
             other => Error::Query(other),
         }
     }
+}
+
+/// SQLite's "database is locked" (`SQLITE_BUSY` and its extended codes, whose low byte is 5):
+/// another writer held on past the busy timeout. The write may succeed if tried again.
+fn is_sqlite_busy(db: &dyn sqlx::error::DatabaseError) -> bool {
+    db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+        && db
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| c & 0xff == 5)
 }
 
 /// A unique constraint, named the way each backend reports it: PostgreSQL by constraint name,

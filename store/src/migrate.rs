@@ -9,7 +9,7 @@ impl Db {
     pub async fn migrate(&self) -> Result<()> {
         match self {
             Db::Postgres(p) => POSTGRES.run(p).await?,
-            Db::Sqlite(p) => SQLITE.run(p).await?,
+            Db::Sqlite(p, _) => SQLITE.run(p).await?,
         }
         Ok(())
     }

@@ -43,7 +43,7 @@ impl Db {
                 l.listen(channel).await?;
                 Ok(Some(Listener(l)))
             }
-            Db::Sqlite(_) => Ok(None),
+            Db::Sqlite(..) => Ok(None),
         }
     }
 }
@@ -105,7 +105,7 @@ impl Db {
                     Ok(None)
                 }
             }
-            Db::Sqlite(_) => Ok(Some(JobGuard(None))),
+            Db::Sqlite(..) => Ok(Some(JobGuard(None))),
         }
     }
 }

@@ -213,6 +213,67 @@ on_both_backends!(
     }
 );
 
+on_both_backends!(
+    writers_queued_behind_a_long_transaction_all_get_their_turn_and_readers_are_not_starved,
+    |db: Db| async move {
+        let first = insert_tenant(&db, "first").await;
+        // A transaction that holds on for longer than a request waits for a connection (3 s).
+        let mut long = db.begin().await.unwrap();
+        minigate_store::execute!(
+            &mut long,
+            "update tenant set name = 'Held' where id = $1",
+            first
+        )
+        .unwrap();
+        // Three times as many writers as SQLite's pool has connections.
+        let writers: Vec<_> = (0..24)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let mut tx = db.begin().await?;
+                    minigate_store::execute!(
+                        &mut tx,
+                        "insert into tenant (id, slug, name) values ($1, $2, 'Writer')",
+                        Id::new(),
+                        format!("writer-{i}")
+                    )?;
+                    tx.commit().await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Writers waiting their turn hold no connection: a reader gets one and sees only what
+        // is committed.
+        let read = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut c = db.conn().await?;
+            minigate_store::fetch_scalar!(&mut c, i64, "select count(*) from tenant")
+        })
+        .await
+        .expect("a reader waited for a connection behind queued writers")
+        .unwrap();
+        if db.backend() == Backend::Sqlite {
+            assert_eq!(read, 1, "SQLite writers wait for the long transaction");
+        }
+        tokio::time::sleep(Duration::from_millis(3_700)).await;
+        long.commit().await.unwrap();
+        for w in writers {
+            w.await.unwrap().unwrap();
+        }
+        let mut c = db.conn().await.unwrap();
+        let (n, name): (i64, String) = (
+            minigate_store::fetch_scalar!(&mut c, i64, "select count(*) from tenant").unwrap(),
+            minigate_store::fetch_scalar!(
+                &mut c,
+                String,
+                "select name from tenant where id = $1",
+                first
+            )
+            .unwrap(),
+        );
+        assert_eq!((n, name.as_str()), (25, "Held"));
+    }
+);
+
 #[tokio::test]
 async fn an_unreachable_postgres_fails_fast_with_database_unavailable() {
     let port = {

@@ -68,6 +68,9 @@ struct Args {
     /// Sends a worker has in flight.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Delivery workers in the process, each claiming its own batches.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
     /// Measure the outbox throughput only.
     #[arg(long)]
     no_fanout: bool,
@@ -125,20 +128,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn measure(args: &Args, s: &Setup) -> anyhow::Result<String> {
-    let worker = s.worker(args);
+    let workers = s.workers(args);
     // Warm-up: connections, prepared statements, the access token, the sender's memo.
-    s.throughput_round(&worker, 2_000.min(args.audience))
+    s.throughput_round(&workers, 2_000.min(args.audience))
         .await?;
     let mut throughput = Vec::new();
     for round in 1..=args.rounds {
-        let (n, secs) = s.throughput_round(&worker, args.messages).await?;
+        let (n, secs) = s.throughput_round(&workers, args.messages).await?;
         let rate = count_f64(n) / secs;
         eprintln!("throughput round {round}: {n} messages in {secs:.2} s = {rate:.0}/s");
         throughput.push((secs, rate));
     }
     let mut fanout = Vec::new();
     for round in (1..=args.rounds).filter(|_| !args.no_fanout) {
-        let (publish, total) = s.fanout_round(&worker).await?;
+        let (publish, total) = s.fanout_round(&workers).await?;
         eprintln!(
             "fan-out round {round}: {} recipients, publish {publish:.2} s, all settled after {total:.2} s",
             args.audience
@@ -146,10 +149,11 @@ async fn measure(args: &Args, s: &Setup) -> anyhow::Result<String> {
         fanout.push((publish, total));
     }
     let mut report = format!(
-        "\n### {} — {}\n\n{} · worker batch {}, {} sends in flight · fake WeChat in the same process\n\n",
+        "\n### {} — {}\n\n{} · {} worker(s), each claiming {} with {} sends in flight · fake WeChat in the same process\n\n",
         Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
         s.backend,
         machine(),
+        args.workers,
         args.batch,
         args.concurrency
     );
@@ -318,22 +322,28 @@ impl Setup {
         })
     }
 
-    fn worker(&self, args: &Args) -> Worker {
-        Worker::new(
-            self.state.db.clone(),
-            "bench",
-            Arc::new(ChannelSender::new(self.state.deps.clone())),
-            WorkerSettings {
-                batch: args.batch,
-                concurrency: args.concurrency,
-                ..WorkerSettings::default()
-            },
-        )
+    /// `--workers` workers sharing one sender, as the service runs them.
+    fn workers(&self, args: &Args) -> Vec<Worker> {
+        let sender: Arc<ChannelSender> = Arc::new(ChannelSender::new(self.state.deps.clone()));
+        (0..args.workers.max(1))
+            .map(|i| {
+                Worker::new(
+                    self.state.db.clone(),
+                    format!("bench-{i}"),
+                    sender.clone(),
+                    WorkerSettings {
+                        batch: args.batch,
+                        concurrency: args.concurrency,
+                        ..WorkerSettings::default()
+                    },
+                )
+            })
+            .collect()
     }
 
     /// Writes `n` template-message deliveries (one per driver, as a notice would), then runs the
     /// worker until none is pending. Returns (messages, seconds).
-    async fn throughput_round(&self, worker: &Worker, n: usize) -> anyhow::Result<(usize, f64)> {
+    async fn throughput_round(&self, workers: &[Worker], n: usize) -> anyhow::Result<(usize, f64)> {
         let before = self.fake.template_messages(OA).len();
         let source = Uuid::now_v7();
         let written = sqlx::query(
@@ -352,7 +362,7 @@ impl Setup {
             bail!("wrote {written} deliveries, wanted {n}");
         }
         let started = Instant::now();
-        self.drain(worker).await?;
+        self.drain(workers).await?;
         let secs = started.elapsed().as_secs_f64();
         let accepted = self.fake.template_messages(OA).len() - before;
         if accepted != n {
@@ -364,11 +374,11 @@ impl Setup {
 
     /// Publishes one notice to the whole tenant, then runs the worker until every recipient's
     /// message is settled. Returns (seconds to publish, seconds to the last settled row).
-    async fn fanout_round(&self, worker: &Worker) -> anyhow::Result<(f64, f64)> {
+    async fn fanout_round(&self, workers: &[Worker]) -> anyhow::Result<(f64, f64)> {
         let started = Instant::now();
         let notice = self.publish_notice().await?;
         let publish = started.elapsed().as_secs_f64();
-        self.drain(worker).await?;
+        self.drain(workers).await?;
         let total = started.elapsed().as_secs_f64();
         let recipients: i64 = sqlx::query_scalar(
             "select count(distinct user_id) from push_delivery where source_id = $1",
@@ -387,8 +397,14 @@ impl Setup {
         Ok((publish, total))
     }
 
-    /// Claims and sends until a pass finds nothing due.
-    async fn drain(&self, worker: &Worker) -> anyhow::Result<()> {
+    /// Every worker claims and sends until nothing is due.
+    async fn drain(&self, workers: &[Worker]) -> anyhow::Result<()> {
+        futures_util::future::try_join_all(workers.iter().map(|w| self.drain_one(w))).await?;
+        Ok(())
+    }
+
+    /// Claims and sends until a pass finds nothing due and nothing is pending.
+    async fn drain_one(&self, worker: &Worker) -> anyhow::Result<()> {
         loop {
             let pass = worker.run_once(Utc::now()).await?;
             if pass.claimed == 0 {

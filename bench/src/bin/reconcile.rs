@@ -722,7 +722,7 @@ async fn merchant(
             .bind(tenant.0)
             .fetch_one(match db {
                 Db::Postgres(p) => p,
-                Db::Sqlite(_) => bail!("not PostgreSQL"),
+                Db::Sqlite(..) => bail!("not PostgreSQL"),
             })
             .await?;
     if i64::from(rate) != FEE_RATE_BP {

@@ -124,6 +124,10 @@ async fn use_s3(config: &mut Config) -> anyhow::Result<()> {
 
 impl TestApp {
     pub async fn spawn(servers: bool, tweak: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
+        // `E2E_LOG=1` (with `RUST_LOG` as usual) shows the service's logs, for a failure's why.
+        if std::env::var_os("E2E_LOG").is_some() {
+            minigate_gateway::logging::init("pretty");
+        }
         let test_db = if servers {
             TestDb::postgres(&std::env::var("DATABASE_URL")?).await?
         } else {

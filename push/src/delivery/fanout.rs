@@ -55,19 +55,72 @@ macro_rules! postgres_uuid {
     };
 }
 
+/// Whether the channel in parameter `$p` can reach person `u` now: an unused consent to the
+/// kind's subscribe template, a follow of the account of its template message, a registered
+/// device; the app's own list always.
+macro_rules! reachable {
+    ($p:literal) => {
+        concat!(
+            "(", $p, " = 'IN_APP'
+              or (", $p, " = 'APP' and exists (select 1 from push_device pd where pd.user_id = u.id))
+              or (", $p, " = 'TEMPLATE' and exists (
+                     select 1 from push_template pt join wechat_follower wf on wf.app_id = pt.app_id
+                     where pt.tenant_id = $1 and pt.kind = $2 and pt.channel = 'TEMPLATE'
+                       and wf.tenant_id = $1 and wf.unionid = u.wx_unionid and wf.subscribed))
+              or (", $p, " = 'SUBSCRIBE' and exists (
+                     select 1 from push_template pt join subscribe_consent sc
+                       on sc.app_id = pt.app_id and sc.template_id = pt.template_id
+                     where pt.tenant_id = $1 and pt.kind = $2 and pt.channel = 'SUBSCRIBE'
+                       and sc.user_id = u.id and sc.used_at is null)))"
+        )
+    };
+}
+
 /// The statement for one id expression and one audience clause. `$1` tenant, `$2` kind, `$3`
-/// class, `$4` source, `$5` first channel, `$6` fallback, `$7` payload, `$8` due, `$9` the
-/// audience's parameter.
+/// class, `$4` source, `$5` payload, `$6` due, `$7` the audience's parameter, `$8`–`$11` the
+/// channel order (null past its end) and `$12`–`$15` what is left of it after each.
+///
+/// Each person starts at the first channel that can reach them (when none can, at the first),
+/// so that a notice to people who never signed in with WeChat does not spend a send attempt and
+/// a fall-through per channel finding that out. `$guard` is empty, or for a message written
+/// before, `already_have!`.
 macro_rules! fanout_sql {
-    ($id:expr, $audience:expr) => {
+    ($id:expr, $audience:expr, $guard:expr) => {
         concat!(
             "insert into push_delivery (id, tenant_id, user_id, kind, class, source_id, channel, fallback, payload, next_attempt_at)
              select ",
             $id,
-            ", u.tenant_id, u.id, $2, $3, $4, $5, $6, $7, $8 ",
+            ", r.tenant_id, r.id, $2, $3, $4,
+                 case r.pick when 2 then $9 when 3 then $10 when 4 then $11 else $8 end,
+                 case r.pick when 2 then $13 when 3 then $14 when 4 then $15 else $12 end,
+                 $5, $6
+             from (select u.tenant_id, u.id,
+                     case when ",
+            reachable!("$8"),
+            " then 1 when ",
+            reachable!("$9"),
+            " then 2 when ",
+            reachable!("$10"),
+            " then 3 when ",
+            reachable!("$11"),
+            " then 4 else 1 end as pick ",
             $audience,
-            " on conflict (kind, source_id, user_id, channel) do nothing"
+            $guard,
+            ") r
+             where true
+             on conflict (kind, source_id, user_id, channel) do nothing"
         )
+    };
+}
+
+/// Skips whoever already has the message, on any channel: what reaches them may have changed
+/// since. Only added when the message was written before, so that a first fan-out (every
+/// notice's) never asks the planner to anti-join a table whose statistics may not yet know how
+/// big it is: PostgreSQL has then chosen a nested loop over a sequential scan per person.
+macro_rules! already_have {
+    () => {
+        " and not exists (select 1 from push_delivery x
+                          where x.kind = $2 and x.source_id = $4 and x.user_id = u.id)"
     };
 }
 
@@ -75,32 +128,53 @@ macro_rules! fanout_sql {
 // `on conflict` from a join's `on`.
 macro_rules! by_roles {
     () => {
-        "from app_user u where u.tenant_id = $1 and u.disabled_at is null and u.role = any($9)"
+        "from app_user u where u.tenant_id = $1 and u.disabled_at is null and u.role = any($7)"
     };
 }
 macro_rules! by_branch {
     () => {
         "from app_user u left join driver d on d.id = u.driver_id
-         where u.tenant_id = $1 and u.disabled_at is null and coalesce(d.branch_id, u.branch_id) = $9"
+         where u.tenant_id = $1 and u.disabled_at is null and coalesce(d.branch_id, u.branch_id) = $7"
     };
 }
 macro_rules! by_users {
     () => {
-        "from app_user u where u.tenant_id = $1 and u.disabled_at is null and u.id = any($9)"
+        "from app_user u where u.tenant_id = $1 and u.disabled_at is null and u.id = any($7)"
     };
 }
 
-/// Writes the message's first row for every person of the audience, in `tx`. Returns how many
-/// rows were written (people who already had it are not counted).
+/// The longest channel order a fan-out takes (every channel once).
+pub const MAX_CHANNELS: usize = 4;
+
+/// Writes the message's row for every person of the audience who does not have it yet, at the
+/// first channel of the order that can reach them, in `tx`. Returns how many rows were written.
 pub async fn enqueue_all(tx: &mut Conn, f: &Fanout<'_>) -> Result<u64> {
-    let Some((first, rest)) = f.channels.split_first() else {
+    if f.channels.is_empty() {
         return Ok(0);
+    }
+    if f.channels.len() > MAX_CHANNELS {
+        return Err(crate::Error::Setup {
+            reason: format!("a channel order of {} channels", f.channels.len()),
+            source: None,
+        });
+    }
+    // Slot i: the i-th channel and the rest of the order after it (for falling through).
+    let slot = |i: usize| -> (Option<&str>, Option<String>) {
+        match f.channels.get(i) {
+            Some(c) => (
+                Some(c.as_str()),
+                Some(
+                    f.channels[i + 1..]
+                        .iter()
+                        .map(|c| c.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+            ),
+            None => (None, None),
+        }
     };
-    let fallback = rest
-        .iter()
-        .map(|c| c.as_str())
-        .collect::<Vec<_>>()
-        .join(",");
+    let [(c1, f1), (c2, f2), (c3, f3), (c4, f4)] = [slot(0), slot(1), slot(2), slot(3)];
     let backend = tx.backend();
     macro_rules! run {
         ($sql:expr, $audience:expr) => {
@@ -111,37 +185,47 @@ pub async fn enqueue_all(tx: &mut Conn, f: &Fanout<'_>) -> Result<u64> {
                 f.kind,
                 f.class.as_str(),
                 f.source_id,
-                first.as_str(),
-                &fallback,
                 Json(f.payload),
                 f.not_before,
-                $audience
+                $audience,
+                c1,
+                c2,
+                c3,
+                c4,
+                &f1,
+                &f2,
+                &f3,
+                &f4
             )
         };
     }
-    let written = match (backend, f.audience) {
-        (_, Audience::Roles([])) | (_, Audience::Users([])) => 0,
-        (Backend::Postgres, Audience::Roles(roles)) => run!(
-            fanout_sql!(postgres_uuid!(), by_roles!()),
-            List(roles.to_vec())
-        )?,
-        (Backend::Sqlite, Audience::Roles(roles)) => run!(
-            fanout_sql!(sqlite_uuid!(), by_roles!()),
-            List(roles.to_vec())
-        )?,
-        (Backend::Postgres, Audience::Branch(b)) => {
-            run!(fanout_sql!(postgres_uuid!(), by_branch!()), b)?
-        }
-        (Backend::Sqlite, Audience::Branch(b)) => {
-            run!(fanout_sql!(sqlite_uuid!(), by_branch!()), b)?
-        }
-        (Backend::Postgres, Audience::Users(ids)) => run!(
-            fanout_sql!(postgres_uuid!(), by_users!()),
-            List(ids.to_vec())
-        )?,
-        (Backend::Sqlite, Audience::Users(ids)) => {
-            run!(fanout_sql!(sqlite_uuid!(), by_users!()), List(ids.to_vec()))?
-        }
+    let again = store::fetch_optional!(
+        tx,
+        (i32,),
+        "select 1 from push_delivery where kind = $1 and source_id = $2 limit 1",
+        f.kind,
+        f.source_id
+    )?
+    .is_some();
+    macro_rules! to_audience {
+        ($id:expr, $guard:expr) => {
+            match f.audience {
+                Audience::Roles([]) | Audience::Users([]) => 0,
+                Audience::Roles(roles) => {
+                    run!(fanout_sql!($id, by_roles!(), $guard), List(roles.to_vec()))?
+                }
+                Audience::Branch(b) => run!(fanout_sql!($id, by_branch!(), $guard), b)?,
+                Audience::Users(ids) => {
+                    run!(fanout_sql!($id, by_users!(), $guard), List(ids.to_vec()))?
+                }
+            }
+        };
+    }
+    let written = match (backend, again) {
+        (Backend::Postgres, false) => to_audience!(postgres_uuid!(), ""),
+        (Backend::Postgres, true) => to_audience!(postgres_uuid!(), already_have!()),
+        (Backend::Sqlite, false) => to_audience!(sqlite_uuid!(), ""),
+        (Backend::Sqlite, true) => to_audience!(sqlite_uuid!(), already_have!()),
     };
     Ok(written)
 }

@@ -119,7 +119,11 @@ impl Worker {
         // The sending side owns all it uses (no borrow of the worker or the batch), so that
         // the pass's future is `Send` for callers that spawn it.
         let rows: Arc<[Arc<Delivery>]> = to_send.into();
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, SendOutcome)>(concurrency);
+        // Unbounded (a pass has at most a batch of outcomes): the sends in flight are futures
+        // inside the sending stream, polled only while it is; a full channel would stop it, and
+        // a send holding the database's write turn (a subscribe message's consent) would then
+        // never finish while the settle waits for that turn.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, SendOutcome)>();
         let sending = send_all(
             Wave {
                 db: self.db.clone(),
@@ -140,7 +144,7 @@ impl Worker {
                         .drain(..)
                         .map(|(i, outcome)| (Arc::clone(&rows[i]), outcome))
                         .collect();
-                    if let Err(e) = self.settle(&sent, now, &mut pass).await {
+                    if let Err(e) = self.settle_until(&sent, now, deadline, &mut pass).await {
                         failure = Some(e);
                     }
                 }
@@ -290,6 +294,32 @@ impl Worker {
         Ok(send)
     }
 
+    /// Settles a chunk, trying again while the database is briefly unavailable (busy, or no
+    /// connection free) and the rows are still this worker's. A message went out: if its row
+    /// is left unsettled, another worker takes it back after the lease and sends it a second
+    /// time (and a subscribe message spends a second consent on it).
+    async fn settle_until(
+        &self,
+        sent: &[(Arc<Delivery>, SendOutcome)],
+        now: DateTime<Utc>,
+        deadline: Instant,
+        pass: &mut Pass,
+    ) -> Result<()> {
+        let mut wait = SETTLE_RETRY_FIRST;
+        loop {
+            match self.settle(sent, now, pass).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_transient() && Instant::now() + wait < deadline => {
+                    tracing::warn!(worker = %self.id, rows = sent.len(), code = e.code(), error = %e,
+                        "settling sent messages failed; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(SETTLE_RETRY_MAX);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Writes what came of a chunk of sends, in one transaction.
     async fn settle(
         &self,
@@ -428,7 +458,7 @@ struct Wave {
 async fn send_all(
     w: Wave,
     rows: Arc<[Arc<Delivery>]>,
-    settle: tokio::sync::mpsc::Sender<(usize, SendOutcome)>,
+    settle: tokio::sync::mpsc::UnboundedSender<(usize, SendOutcome)>,
 ) {
     let n = rows.len();
     let concurrency = w.concurrency;
@@ -463,14 +493,12 @@ async fn send_all(
         .map(sent)
         .buffer_unordered(concurrency)
         .for_each(move |outcome| {
-            let settle = settle.clone();
-            async move {
-                if let Some(outcome) = outcome {
-                    // The settling side only stops early on a store error, after which
-                    // unsettled rows are left to be taken back.
-                    let _ = settle.send(outcome).await;
-                }
+            if let Some(outcome) = outcome {
+                // The settling side only stops early on a store error, after which unsettled
+                // rows are left to be taken back.
+                let _ = settle.send(outcome);
             }
+            std::future::ready(())
         })
         .await;
 }
@@ -524,6 +552,10 @@ async fn still_held(db: Db, worker: String, rows: Vec<(usize, Id)>) -> Vec<usize
 
 /// Settled in one transaction at most.
 const SETTLE_CHUNK: usize = 128;
+
+/// The first wait before settling a chunk again, doubled per try up to the second.
+const SETTLE_RETRY_FIRST: StdDuration = StdDuration::from_millis(50);
+const SETTLE_RETRY_MAX: StdDuration = StdDuration::from_secs(2);
 
 /// How long after its claim a worker still sends a row: nine tenths of the lease, so that the
 /// last send ends before another worker may take the row back.
