@@ -292,7 +292,7 @@ pub async fn serve(
     );
     let mut stopped_too = stopped.clone();
     let mut stopped_three = stopped.clone();
-    let mut stopped_four = stopped.clone();
+    let stopped_four = stopped.clone();
     let mut stopped_five = stopped.clone();
     let mut stopped_rent = stopped.clone();
     let worker = tokio::spawn(dispatcher.run(async move {
@@ -313,24 +313,30 @@ pub async fn serve(
             let _ = stopped_three.changed().await;
         },
     ));
-    // Messages outside the app: one worker per process; any number of replicas share the queue.
-    let deliveries = tokio::spawn(
-        minigate_push::delivery::Worker::new(
-            state.db.clone(),
-            format!(
-                "minigate-{}-{}",
-                std::process::id(),
-                minigate_store::Id::new()
-            ),
-            Arc::new(minigate_resolvers::delivery::ChannelSender::new(
-                state.deps.clone(),
-            )),
-            worker_settings(state.db.backend()),
-        )
-        .run(async move {
-            let _ = stopped_four.changed().await;
-        }),
+    // Messages outside the app: workers in every process (each claims its own batches, so one
+    // claims while another sends); any number of replicas share the queue.
+    let (settings, workers) = worker_settings(state.db.backend());
+    let sender: Arc<dyn minigate_push::delivery::Sender> = Arc::new(
+        minigate_resolvers::delivery::ChannelSender::new(state.deps.clone()),
     );
+    let deliveries = futures_util::future::join_all((0..workers).map(|_| {
+        let mut stopped = stopped_four.clone();
+        tokio::spawn(
+            minigate_push::delivery::Worker::new(
+                state.db.clone(),
+                format!(
+                    "minigate-{}-{}",
+                    std::process::id(),
+                    minigate_store::Id::new()
+                ),
+                Arc::clone(&sender),
+                settings.clone(),
+            )
+            .run(async move {
+                let _ = stopped.changed().await;
+            }),
+        )
+    }));
     // Official-account follower syncs started here or elsewhere, or cut off, go on.
     let follower_syncs = tokio::spawn(minigate_resolvers::delivery::followers::keep_resuming(
         state.deps.clone(),
@@ -367,17 +373,31 @@ pub async fn serve(
     Ok(())
 }
 
-/// The delivery worker's settings. On SQLite (8 connections, one writer) a worker with 32 sends
-/// in flight, each reading its recipient on a connection of its own, leaves requests waiting for
-/// a connection while a big notice goes out: there it keeps 4 in flight, so that half the pool
-/// stays free for the people using the service.
-fn worker_settings(backend: minigate_store::Backend) -> minigate_push::delivery::WorkerSettings {
+/// The delivery workers' settings and how many run. On PostgreSQL two, each claiming 500 rows
+/// with 64 sends in flight: one claims and settles while the other's sends are in flight (one
+/// worker waits on its own claims; a third adds nothing on 2 cores; 200 rows and 32 in flight
+/// sent a fifth fewer a second: `bench/RESULTS.md` §6). On SQLite (8 connections, one writer) one, with 4
+/// sends in flight: 32, each reading its recipient on a connection of its own, left requests
+/// waiting for a connection while a big notice went out.
+fn worker_settings(
+    backend: minigate_store::Backend,
+) -> (minigate_push::delivery::WorkerSettings, usize) {
     let settings = minigate_push::delivery::WorkerSettings::default();
     match backend {
-        minigate_store::Backend::Sqlite => minigate_push::delivery::WorkerSettings {
-            concurrency: 4,
-            ..settings
-        },
-        minigate_store::Backend::Postgres => settings,
+        minigate_store::Backend::Sqlite => (
+            minigate_push::delivery::WorkerSettings {
+                concurrency: 4,
+                ..settings
+            },
+            1,
+        ),
+        minigate_store::Backend::Postgres => (
+            minigate_push::delivery::WorkerSettings {
+                batch: 500,
+                concurrency: 64,
+                ..settings
+            },
+            2,
+        ),
     }
 }

@@ -58,10 +58,10 @@ impl ChannelSender {
         }
     }
 
-    /// The tenant's template for the delivery's kind on `channel`.
+    /// The tenant's template for the delivery's kind on `channel`; a connection is taken only
+    /// when the memo does not have it (not once per send).
     async fn template(
         &self,
-        c: &mut Conn,
         d: &Delivery,
         channel: Channel,
     ) -> store::Result<Option<Arc<Template>>> {
@@ -69,7 +69,8 @@ impl ChannelSender {
         if let Some(t) = self.templates.get(&key) {
             return Ok(t);
         }
-        let t = template(c, d, channel).await?.map(Arc::new);
+        let mut c = self.deps.db.conn().await?;
+        let t = template(&mut c, d, channel).await?.map(Arc::new);
         self.templates.put(key, t.clone());
         Ok(t)
     }
@@ -167,12 +168,8 @@ impl ChannelSender {
 
     async fn subscribe(&self, d: &Delivery) -> Result<SendOutcome, SendOutcome> {
         let store_err = |e: store::Error| transient("STORE", e.to_string());
-        // Read on a plain connection: most people a notice falls through for (never signed in
-        // with WeChat) need no write, and on SQLite a write transaction per attempt queues a
-        // whole batch's sends behind the database's one writer.
-        let mut c = self.deps.db.conn().await.map_err(store_err)?;
         let t = self
-            .template(&mut c, d, Channel::Subscribe)
+            .template(d, Channel::Subscribe)
             .await
             .map_err(store_err)?
             .ok_or_else(|| {
@@ -181,6 +178,10 @@ impl ChannelSender {
                     format!("no subscribe template for {}", d.kind),
                 )
             })?;
+        // Read on a plain connection: most people a notice falls through for (never signed in
+        // with WeChat) need no write, and on SQLite a write transaction per attempt queues a
+        // whole batch's sends behind the database's one writer.
+        let mut c = self.deps.db.conn().await.map_err(store_err)?;
         let who: Option<(Option<String>, Option<String>)> = store::fetch_optional!(
             &mut c,
             (Option<String>, Option<String>),
@@ -247,9 +248,8 @@ impl ChannelSender {
 
     async fn template_message(&self, d: &Delivery) -> Result<SendOutcome, SendOutcome> {
         let store_err = |e: store::Error| transient("STORE", e.to_string());
-        let mut c = self.deps.db.conn().await.map_err(store_err)?;
         let t = self
-            .template(&mut c, d, Channel::Template)
+            .template(d, Channel::Template)
             .await
             .map_err(store_err)?
             .ok_or_else(|| {
@@ -257,11 +257,14 @@ impl ChannelSender {
             })?;
         let follower = match self.followers.get(&(d.user_id, t.app_id.clone())) {
             Some(known) => known,
-            None => followers(&mut c, d.tenant_id, &t.app_id, vec![d.user_id])
-                .await
-                .map_err(store_err)?
-                .pop()
-                .map(|(_, openid)| openid),
+            None => {
+                let mut c = self.deps.db.conn().await.map_err(store_err)?;
+                followers(&mut c, d.tenant_id, &t.app_id, vec![d.user_id])
+                    .await
+                    .map_err(store_err)?
+                    .pop()
+                    .map(|(_, openid)| openid)
+            }
         };
         let Some(openid) = follower else {
             return Err(permanent(
@@ -269,7 +272,6 @@ impl ChannelSender {
                 "does not follow the official account",
             ));
         };
-        drop(c);
         let creds = self
             .credentials(&t.app_id, tenant_db::OFFICIAL_ACCOUNT)
             .await?;
@@ -316,18 +318,21 @@ impl ChannelSender {
     /// Reads the followers of a wave's template messages, one query per tenant and account.
     async fn prepare_followers(&self, wave: &[Arc<Delivery>]) -> store::Result<()> {
         let mut groups: HashMap<(Id, String), Vec<Id>> = HashMap::new();
-        let mut c = self.deps.db.conn().await?;
         for d in wave {
             if Channel::parse(&d.channel) != Some(Channel::Template) {
                 continue;
             }
-            if let Some(t) = self.template(&mut c, d, Channel::Template).await? {
+            if let Some(t) = self.template(d, Channel::Template).await? {
                 groups
                     .entry((d.tenant_id, t.app_id.clone()))
                     .or_default()
                     .push(d.user_id);
             }
         }
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.deps.db.conn().await?;
         for ((tenant, app_id), users) in groups {
             let found: HashMap<Id, String> = followers(&mut c, tenant, &app_id, users.clone())
                 .await?
