@@ -367,19 +367,30 @@ both!(
                 .await;
             assert_eq!(id_of(&r.ok()["publishNotice"]["id"]), notice);
         }
+        // Nothing outside the app reaches these people: one in-app row each, and nothing to
+        // fall through to.
         let rows = scalar(
             &app,
-            "select count(*) from push_delivery where source_id = $1 and channel = 'SUBSCRIBE'",
+            "select count(*) from push_delivery where source_id = $1 and channel = 'IN_APP'",
             notice,
         )
         .await;
         assert_eq!(rows, 3);
+        assert_eq!(
+            scalar(
+                &app,
+                "select count(*) from push_delivery where source_id = $1",
+                notice
+            )
+            .await,
+            3
+        );
         // Only the listed people: not the operator.
         let mut c = app.db().conn().await.unwrap();
         let mut to: Vec<Id> = store::fetch_all!(
             &mut c,
             (Id,),
-            "select user_id from push_delivery where source_id = $1 and channel = 'SUBSCRIBE'",
+            "select user_id from push_delivery where source_id = $1 and channel = 'IN_APP'",
             notice
         )
         .unwrap()
@@ -1144,6 +1155,42 @@ both!(
             json!({ "kind": "NOTICE", "class": "REMINDER", "channels": ["TEMPLATE", "IN_APP"], "custom": true })
         );
         let reader = consumers(&app, tenant, 1).await;
+        // Both WeChat channels reach the reader (a notice template on each, an unused consent,
+        // a follow): a new message starts at whichever the order in force names first.
+        let mut c = app.db().conn().await.unwrap();
+        for (channel, app_id) in [("SUBSCRIBE", MP), ("TEMPLATE", OA)] {
+            store::execute!(
+                &mut c,
+                "insert into push_template (tenant_id, kind, channel, app_id, template_id, fields) values ($1, 'NOTICE', $2, $3, 'notice-template', '{}')",
+                tenant,
+                channel,
+                app_id
+            )
+            .unwrap();
+        }
+        store::execute!(
+            &mut c,
+            "insert into subscribe_consent (id, tenant_id, user_id, app_id, template_id) values ($1, $2, $3, $4, 'notice-template')",
+            Id::new(),
+            tenant,
+            reader[0],
+            MP
+        )
+        .unwrap();
+        store::execute!(
+            &mut c,
+            "update app_user set wx_unionid = 'union-route-reader' where id = $1",
+            reader[0]
+        )
+        .unwrap();
+        store::execute!(
+            &mut c,
+            "insert into wechat_follower (app_id, openid, tenant_id, unionid, subscribed) values ($1, 'oa-route-reader', $2, 'union-route-reader', true)",
+            OA,
+            tenant
+        )
+        .unwrap();
+        drop(c);
         let publish = |title: &str| json!({ "i": { "title": title, "body": "Body.", "audience": "USERS", "userIds": [reader[0].to_string()] } });
         let r = app.gql(&admin, PUBLISH, publish("After the change")).await;
         let notice = id_of(&r.ok()["publishNotice"]["id"]);
