@@ -16,10 +16,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use minigate_payments::{money::format_yuan, orders::OrderRow};
-use minigate_push::delivery::{
-    self, NewDelivery,
-    fanout::{self, Audience, Fanout},
-};
+use minigate_push::delivery::fanout::{self, Audience, Fanout};
 use minigate_store::{self as store, BEIJING, Conn, Db, Id};
 use serde_json::{Value, json};
 
@@ -62,7 +59,8 @@ async fn driver_user(tx: &mut Conn, driver: Id) -> Result<Option<Id>> {
     )?)
 }
 
-/// A message of `kind` to one person, in the tenant's channel order. Whether a row was written.
+/// A message of `kind` to one person, in the tenant's channel order, starting at the first
+/// channel that can reach them (as a notice's fan-out does). Whether a row was written.
 async fn one(
     tx: &mut Conn,
     tenant: Id,
@@ -73,11 +71,11 @@ async fn one(
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let channels = route::channels(tx, tenant, kind).await?;
-    let written = delivery::enqueue(
+    let written = fanout::enqueue_all(
         tx,
-        &NewDelivery {
+        &Fanout {
             tenant_id: tenant,
-            user_id: user,
+            audience: Audience::Users(&[user]),
             kind: kind.as_str(),
             class: kind.class(),
             source_id: source,
@@ -87,7 +85,7 @@ async fn one(
         },
     )
     .await?;
-    Ok(written.is_some())
+    Ok(written > 0)
 }
 
 // ---- NOTICE ----
@@ -235,11 +233,11 @@ pub async fn rent_due(tx: &mut Conn, day: NaiveDate, now: DateTime<Utc>) -> Resu
         let channels = route::channels(tx, tenant, Kind::RentDue).await?;
         for b in due {
             let payload = rent_due_payload(&b.title, b.amount_fen, b.due_date, b.id);
-            let written = delivery::enqueue(
+            let written = fanout::enqueue_all(
                 tx,
-                &NewDelivery {
+                &Fanout {
                     tenant_id: tenant,
-                    user_id: b.user_id,
+                    audience: Audience::Users(&[b.user_id]),
                     kind: Kind::RentDue.as_str(),
                     class: Kind::RentDue.class(),
                     source_id: b.id,
@@ -249,7 +247,7 @@ pub async fn rent_due(tx: &mut Conn, day: NaiveDate, now: DateTime<Utc>) -> Resu
                 },
             )
             .await?;
-            told += usize::from(written.is_some());
+            told += usize::from(written > 0);
         }
     }
     Ok(told)
@@ -560,7 +558,8 @@ mod tests {
         for (u, kind, class, channel, _) in &rows {
             assert_eq!(
                 (*u, kind.as_str(), class.as_str(), channel.as_str()),
-                (user, "ACCIDENT", "ESSENTIAL", "SUBSCRIBE")
+                // Only the app reaches the driver: no consent, no follow, no device.
+                (user, "ACCIDENT", "ESSENTIAL", "IN_APP")
             );
         }
         assert_ne!(rows[0].4, rows[1].4);
