@@ -53,6 +53,12 @@ pub enum Error {
     ReconciliationRunning,
     #[error("this difference was resolved before")]
     DifferenceResolved,
+    #[error("a {from} record cannot move to {to}")]
+    StepOutOfOrder { from: String, to: String },
+    #[error("this record can no longer be changed: it is {status}")]
+    RecordLocked { status: String },
+    #[error("this audit is closed; nothing more can be recorded in it")]
+    AuditClosed,
     #[error(transparent)]
     Payment(#[from] minigate_payments::Error),
     #[error(transparent)]
@@ -114,6 +120,9 @@ impl Error {
             Error::ReconciliationRunning => "RECONCILIATION_RUNNING",
             Error::WechatSignInRequired => "WECHAT_SIGN_IN_REQUIRED",
             Error::DifferenceResolved => "DIFFERENCE_RESOLVED",
+            Error::StepOutOfOrder { .. } => "WORKFLOW_STEP_OUT_OF_ORDER",
+            Error::RecordLocked { .. } => "RECORD_LOCKED",
+            Error::AuditClosed => "AUDIT_CLOSED",
             Error::BillReferenceTaken => "BILL_REFERENCE_TAKEN",
             Error::BillNotOpen { .. } => "BILL_NOT_OPEN",
             Error::BillHasOpenPayment => "BILL_HAS_OPEN_PAYMENT",
@@ -181,6 +190,18 @@ impl Error {
 
 /// Every code this crate can produce, with what it means, for the client contract.
 pub const CODES: &[(&str, &str)] = &[
+    (
+        "WORKFLOW_STEP_OUT_OF_ORDER",
+        "The record's workflow does not allow this step from its current status (a step skipped, repeated or after the end); reload the record.",
+    ),
+    (
+        "RECORD_LOCKED",
+        "The record can no longer be edited (an income report an operator confirmed).",
+    ),
+    (
+        "AUDIT_CLOSED",
+        "The asset audit is closed; open a new one to record more vehicles.",
+    ),
     (
         "PAYMENT_NOT_CONFIGURED",
         "The company has no merchant account with this payment provider.",

@@ -5,20 +5,39 @@ use minigate_store::{self as store, Conn, Id};
 
 use crate::{Error, Result};
 
-/// What a key already produced, if anything. A key reused for another operation is an error.
-pub async fn lookup(c: &mut Conn, user_id: Id, key: &str, operation: &str) -> Result<Option<Id>> {
-    let found: Option<(String, Id)> = store::fetch_optional!(
+/// What a key already produced, if anything. A key reused for another operation, or for the same
+/// operation with other input, is an error.
+pub async fn lookup(
+    c: &mut Conn,
+    user_id: Id,
+    key: &str,
+    operation: &str,
+    input: Option<&str>,
+) -> Result<Option<Id>> {
+    let found: Option<(String, Option<String>, Id)> = store::fetch_optional!(
         c,
-        (String, Id),
-        "select operation, result_id from idempotency_key where user_id = $1 and key = $2",
+        (String, Option<String>, Id),
+        "select operation, input_hash, result_id from idempotency_key where user_id = $1 and key = $2",
         user_id,
         key
     )?;
     match found {
-        Some((op, id)) if op == operation => Ok(Some(id)),
+        Some((op, stored, id)) if op == operation => match (stored.as_deref(), input) {
+            (Some(a), Some(b)) if a != b => Err(Error::IdempotencyKeyReused),
+            _ => Ok(Some(id)),
+        },
         Some(_) => Err(Error::IdempotencyKeyReused),
         None => Ok(None),
     }
+}
+
+/// The fingerprint of a mutation's checked input: SHA-256 of its JSON form, hex. Two requests
+/// with the same key are the same request only if their inputs have the same fingerprint.
+pub fn fingerprint(input: &impl serde::Serialize) -> Result<String> {
+    let json = serde_json::to_vec(input)
+        .map_err(|e| Error::Internal(format!("input not serialisable: {e}")))?;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &json);
+    Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 pub fn validate_key(key: &str) -> Result<()> {
@@ -57,6 +76,41 @@ pub async fn once<F>(
 where
     F: AsyncFnOnce(&mut Conn) -> Result<Id>,
 {
+    run(db, user_id, key, operation, None, create).await
+}
+
+/// [`once`], and a retry must also carry the same input: the same key with different input is
+/// `IDEMPOTENCY_KEY_REUSED` and files nothing. `input` is the checked input (trimmed, parsed),
+/// so a retry that differs only in what checking removes is the same request.
+pub async fn once_for<F>(
+    db: &store::Db,
+    user_id: Id,
+    key: Option<&str>,
+    operation: &str,
+    input: &impl serde::Serialize,
+    create: F,
+) -> Result<Id>
+where
+    F: AsyncFnOnce(&mut Conn) -> Result<Id>,
+{
+    let hash = match key {
+        Some(_) => Some(fingerprint(input)?),
+        None => None,
+    };
+    run(db, user_id, key, operation, hash.as_deref(), create).await
+}
+
+async fn run<F>(
+    db: &store::Db,
+    user_id: Id,
+    key: Option<&str>,
+    operation: &str,
+    input: Option<&str>,
+    create: F,
+) -> Result<Id>
+where
+    F: AsyncFnOnce(&mut Conn) -> Result<Id>,
+{
     let Some(key) = key else {
         let mut tx = db.begin().await?;
         let id = create(&mut tx).await?;
@@ -65,16 +119,18 @@ where
     };
     validate_key(key)?;
     let mut tx = db.begin().await?;
-    if let Some(id) = lookup(&mut tx, user_id, key, operation).await? {
+    if let Some(id) = lookup(&mut tx, user_id, key, operation, input).await? {
         return Ok(id);
     }
     let attempt = async {
         store::execute!(
             &mut tx,
-            "insert into idempotency_key (user_id, key, operation, result_id) values ($1, $2, $3, $4)",
+            "insert into idempotency_key (user_id, key, operation, input_hash, result_id)
+             values ($1, $2, $3, $4, $5)",
             user_id,
             key,
             operation,
+            input,
             Id::new()
         )?;
         let id = create(&mut tx).await?;
@@ -92,7 +148,7 @@ where
     match attempt {
         Err(e) if is_race(&e) => {
             let mut c = db.conn().await?;
-            lookup(&mut c, user_id, key, operation)
+            lookup(&mut c, user_id, key, operation, input)
                 .await?
                 .ok_or(Error::Internal("idempotency race without a winner".into()))
         }

@@ -19,13 +19,16 @@ mod idempotency;
 pub mod media;
 pub mod notice;
 pub mod payment;
+pub mod photos;
 pub mod pii;
 pub mod reconcile;
 pub mod registry;
+pub mod search;
 pub mod tenant;
 pub mod validate;
 mod viewer;
 pub mod violation;
+pub mod workflow;
 
 pub use deps::{Deps, RateLimited, RateLimiter, SecretError, Secrets};
 pub use error::{Error, Result};
