@@ -106,6 +106,17 @@ pub async fn find_media(c: &mut Conn, tenant_id: Id, id: Id) -> Result<Option<Me
     )?)
 }
 
+/// The records of `ids` in `tenant` (the photos of a page of reports, in one query).
+pub async fn media_by_ids(c: &mut Conn, tenant_id: Id, ids: Vec<Id>) -> Result<Vec<MediaRow>> {
+    Ok(store::fetch_all!(
+        c,
+        MediaRow,
+        select_media!("where id = any($1) and tenant_id = $2"),
+        store::List(ids),
+        tenant_id
+    )?)
+}
+
 /// The record `id`, whatever its tenant (serving a signed URL, which already proves access).
 pub async fn find_media_any_tenant(c: &mut Conn, id: Id) -> Result<Option<MediaRow>> {
     Ok(store::fetch_optional!(

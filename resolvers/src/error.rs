@@ -31,7 +31,7 @@ pub enum Error {
     PhoneAlreadyBound,
     #[error("unknown mini-program app id")]
     WechatAppUnknown,
-    #[error("idempotency key was used for a different operation")]
+    #[error("idempotency key was used for a different operation or input")]
     IdempotencyKeyReused,
     #[error("reference: a bill with this reference exists")]
     BillReferenceTaken,

@@ -8,12 +8,16 @@
 
 use std::collections::HashMap;
 
-use async_graphql::{Enum, ID};
-use minigate_media::Purpose;
-use minigate_store::{self as store, Conn, Id};
+use async_graphql::{Enum, ID, dataloader::Loader};
+use minigate_media::{Purpose, db::MediaRow};
+use minigate_store::{self as store, Conn, Db, Id};
 use serde::Serialize;
 
-use crate::{Error, Result, Viewer, media, registry::input::parse_id};
+use crate::{
+    Error, Result, Viewer,
+    media::{self, Media},
+    registry::{LoadError, input::parse_id},
+};
 
 /// What a photo shows on the record it is attached to.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -162,6 +166,99 @@ pub async fn of_records(c: &mut Conn, records: Vec<Id>) -> Result<HashMap<Id, Ve
         out.entry(r.record_id).or_default().push(r);
     }
     Ok(out)
+}
+
+/// A photo of a record with its upload.
+#[derive(Clone)]
+pub struct Attached {
+    pub role: PhotoRole,
+    pub media: MediaRow,
+}
+
+/// Loads the photos of records, batched per request (a page of reports reads its photos in two
+/// queries). Photos of another tenant are never returned.
+pub struct PhotoLoader {
+    pub db: Db,
+    pub tenant_id: Option<Id>,
+}
+
+impl Loader<Id> for PhotoLoader {
+    type Value = Vec<Attached>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[Id]) -> Result<HashMap<Id, Vec<Attached>>, LoadError> {
+        let Some(tenant) = self.tenant_id else {
+            return Ok(HashMap::new());
+        };
+        let mut c = self.db.conn().await.map_err(Error::from)?;
+        let by_record = of_records(&mut c, keys.to_vec()).await?;
+        let ids: Vec<Id> = by_record.values().flatten().map(|p| p.media_id).collect();
+        let media: HashMap<Id, MediaRow> =
+            minigate_media::db::media_by_ids(&mut c, tenant, ids)
+                .await
+                .map_err(Error::from)?
+                .into_iter()
+                .map(|m| (m.id, m))
+                .collect();
+        Ok(by_record
+            .into_iter()
+            .map(|(record, rows)| {
+                let list = rows
+                    .into_iter()
+                    .filter_map(|p| {
+                        Some(Attached {
+                            role: PhotoRole::parse(&p.role)?,
+                            media: media.get(&p.media_id)?.clone(),
+                        })
+                    })
+                    .collect();
+                (record, list)
+            })
+            .collect())
+    }
+}
+
+/// A photo on a record, as a viewer who may see it sees it.
+pub struct RecordPhoto {
+    pub role: PhotoRole,
+    pub media: Media,
+}
+
+#[async_graphql::Object]
+impl RecordPhoto {
+    /// What the photo shows on this record.
+    async fn role(&self) -> PhotoRole {
+        self.role
+    }
+    async fn media(&self) -> &Media {
+        &self.media
+    }
+}
+
+/// The photos of `record_id` that `v` may see, for a field resolver.
+pub async fn visible(
+    ctx: &async_graphql::Context<'_>,
+    record_id: Id,
+) -> async_graphql::Result<Vec<RecordPhoto>> {
+    let v = crate::viewer::viewer(ctx)?;
+    let d = crate::viewer::deps(ctx)?;
+    let Some(service) = d.media.clone() else {
+        return Ok(Vec::new());
+    };
+    let loaders = ctx.data::<crate::registry::Loaders>()?;
+    let list = loaders
+        .photos
+        .load_one(record_id)
+        .await?
+        .unwrap_or_default();
+    Ok(list
+        .into_iter()
+        .filter(|p| media::may_see(v, &p.media))
+        .map(|p| RecordPhoto {
+            role: p.role,
+            media: Media::new(p.media, v, service.clone()),
+        })
+        .collect())
 }
 
 #[cfg(test)]

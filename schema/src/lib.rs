@@ -6,6 +6,8 @@
 //!
 //! Thin on purpose: types and resolvers live in `minigate-resolvers`. Knows nothing of HTTP.
 
+#![recursion_limit = "256"]
+
 mod codes;
 mod limits;
 
@@ -19,11 +21,14 @@ use minigate_resolvers::{
         PushConfigMutation, PushConfigQuery,
     },
     device::{AppPushProviderMutation, AppPushProviderQuery, DeviceMutation, DeviceQuery},
+    driver::{AccidentSubscription, ReportMutation, ReportQuery},
     media::MediaQuery,
     notice::{NoticeMutation, NoticeQuery, NoticeSubscription},
     payment::{PaymentMutation, PaymentQuery, PaymentSubscription},
     reconcile::{ReconciliationMutation, ReconciliationQuery},
     registry::{RegistryMutation, RegistryQuery},
+    search::{SearchMutation, SearchQuery},
+    staff::{StaffMutation, StaffQuery, StaffSubscription},
     tenant::{TenantMutation, TenantQuery},
     violation::{ViolationMutation, ViolationQuery},
 };
@@ -47,6 +52,9 @@ pub struct Query(
     ViolationQuery,
     DeviceQuery,
     AppPushProviderQuery,
+    ReportQuery,
+    StaffQuery,
+    SearchQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -64,10 +72,18 @@ pub struct Mutation(
     ViolationMutation,
     DeviceMutation,
     AppPushProviderMutation,
+    ReportMutation,
+    StaffMutation,
+    SearchMutation,
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(NoticeSubscription, PaymentSubscription);
+pub struct Subscription(
+    NoticeSubscription,
+    PaymentSubscription,
+    AccidentSubscription,
+    StaffSubscription,
+);
 
 pub type MinigateSchema = Schema<Query, Mutation, Subscription>;
 

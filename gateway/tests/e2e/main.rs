@@ -27,5 +27,6 @@ mod realtime;
 mod reconciliation;
 mod refunds;
 mod registry;
+mod reports;
 mod simulator;
 mod tenancy;

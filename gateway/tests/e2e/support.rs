@@ -358,6 +358,48 @@ impl TestApp {
         .await
     }
 
+    /// A driver record (with `vehicle`, if any) bound to a WeChat user of mini-program `app_id`
+    /// (registered first with [`TestApp::mini_program`]): (access token, driver id).
+    pub async fn bound_driver(
+        &self,
+        app_id: &str,
+        tenant: Id,
+        branch: Id,
+        vehicle: Option<Id>,
+        phone: &str,
+        serial: u32,
+    ) -> (String, Id) {
+        let d = self.driver(tenant, branch, phone, &id_number(serial)).await;
+        if let Some(v) = vehicle {
+            let mut c = self.db().conn().await.unwrap();
+            minigate_store::execute!(
+                &mut c,
+                "update driver set vehicle_id = $1 where id = $2",
+                v,
+                d
+            )
+            .unwrap();
+        }
+        let login = self.login_wechat(app_id, &format!("openid-{phone}")).await;
+        let token = login.ok()["loginWithWechat"]["accessToken"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let code = self.wechat.phone_code(app_id, phone);
+        let bound = self
+            .gql(
+                &token,
+                "mutation($c: String!) { bindPhone(code: $c) { accessToken } }",
+                json!({ "c": code }),
+            )
+            .await;
+        let token = bound.ok()["bindPhone"]["accessToken"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (token, d)
+    }
+
     pub async fn count(&self, table_sql: &'static str) -> i64 {
         let mut c = self.db().conn().await.unwrap();
         minigate_store::fetch_scalar!(&mut c, i64, table_sql).unwrap()
@@ -581,5 +623,87 @@ impl TestApp {
         .await
         .unwrap();
         tx.commit().await.unwrap();
+    }
+}
+
+/// What `POST /media` answered.
+pub struct Upload {
+    pub status: u16,
+    pub json: Value,
+}
+
+impl Upload {
+    pub fn code(&self) -> Option<&str> {
+        self.json["errors"][0]["extensions"]["code"].as_str()
+    }
+    pub fn id(&self) -> &str {
+        assert_eq!(self.status, 201, "{}", self.json);
+        self.json["id"].as_str().unwrap()
+    }
+}
+
+impl TestApp {
+    /// A user of `tenant` with `role`, and an access token for them (drivers sign in through
+    /// WeChat in real life; here the row and the token are made directly).
+    pub async fn member(
+        &self,
+        tenant: minigate_store::Id,
+        role: Role,
+        branch: Option<minigate_store::Id>,
+    ) -> String {
+        let id = minigate_store::Id::new();
+        let mut c = self.db().conn().await.unwrap();
+        minigate_store::execute!(
+            &mut c,
+            "insert into app_user (id, tenant_id, role, display_name, branch_id) values ($1, $2, $3, 'someone', $4)",
+            id,
+            tenant,
+            role.as_str(),
+            branch
+        )
+        .unwrap();
+        let viewer = minigate_resolvers::Viewer {
+            user_id: id,
+            tenant_id: tenant,
+            role,
+            branch_id: branch,
+            driver_id: None,
+            session_id: minigate_store::Id::new(),
+        };
+        self.state
+            .deps
+            .tokens
+            .access_token(&viewer, chrono::Utc::now())
+            .unwrap()
+            .0
+    }
+
+    /// `POST /media` as `wx.uploadFile` sends it: the file part, then the form fields.
+    pub async fn upload_media(
+        &self,
+        token: Option<&str>,
+        bytes: Vec<u8>,
+        file_name: &str,
+        purpose: Option<&str>,
+    ) -> Upload {
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(file_name.to_owned())
+            .mime_str("image/jpeg")
+            .unwrap();
+        let mut form = reqwest::multipart::Form::new().part("file", part);
+        if let Some(p) = purpose {
+            form = form.text("purpose", p.to_owned());
+        }
+        let mut req = self
+            .http
+            .post(format!("{}/media", self.base))
+            .multipart(form);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let json = r.json().await.unwrap_or(Value::Null);
+        Upload { status, json }
     }
 }

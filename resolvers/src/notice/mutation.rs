@@ -7,7 +7,7 @@ use super::{Notice, NoticeAudience, PUBLISHED, db};
 use crate::{
     Error, Result, audit, delivery, idempotency,
     registry::db as registry_db,
-    validate,
+    search, validate,
     viewer::{deps, viewer},
 };
 
@@ -142,6 +142,22 @@ impl NoticeMutation {
                     for u in &users {
                         db::insert_recipient(tx, row.id, *u).await?;
                     }
+                }
+                let doc = search::Doc {
+                    id: row.id,
+                    tenant_id: row.tenant_id,
+                    kind: search::SearchKind::Notice,
+                    branch_id: row.branch_id,
+                    owner_id: Some(v.user_id),
+                    title: &row.title,
+                    body: &row.body,
+                    created_at: row.created_at,
+                };
+                // A notice to named users is found only by them (and operators).
+                if input.audience == NoticeAudience::Users {
+                    search::index_for_readers(tx, &doc, &users).await?;
+                } else {
+                    search::index(tx, &doc).await?;
                 }
                 // Outside the app too: one delivery per person, with the notice.
                 delivery::sources::notice_published(tx, &row).await?;

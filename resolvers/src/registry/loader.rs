@@ -12,6 +12,8 @@ pub struct Loaders {
     pub branches: DataLoader<BranchLoader, HashMapCache>,
     pub vehicles: DataLoader<VehicleLoader, HashMapCache>,
     pub drivers: DataLoader<DriverLoader, HashMapCache>,
+    /// Photos attached to records (reports, audit findings, registrations).
+    pub photos: DataLoader<crate::photos::PhotoLoader, HashMapCache>,
 }
 
 impl Loaders {
@@ -35,7 +37,15 @@ impl Loaders {
                 HashMapCache::default(),
             ),
             drivers: DataLoader::with_cache(
-                DriverLoader { db, tenant_id },
+                DriverLoader {
+                    db: db.clone(),
+                    tenant_id,
+                },
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            photos: DataLoader::with_cache(
+                crate::photos::PhotoLoader { db, tenant_id },
                 tokio::spawn,
                 HashMapCache::default(),
             ),
