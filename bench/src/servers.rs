@@ -34,6 +34,9 @@ pub struct Servers {
     data_dir: PathBuf,
     pub backend: String,
     pub login: seed::Login,
+    /// The service's state (its database handle and token signer), for benchmarks that seed
+    /// more than the shared data.
+    pub state: Arc<State>,
     pub minigate: Running,
     pub bare: Running,
 }
@@ -108,6 +111,7 @@ impl Servers {
             data_dir,
             backend,
             login,
+            state,
             minigate,
             bare,
         })

@@ -49,9 +49,9 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use minigate_store::{Backend, Conn, Db, Id};
 
-pub use mutation::SearchMutation;
+pub use mutation::{SearchMutation, delete_group, save_group};
 pub use object::{SearchHit, SearchResults, SearchSynonymGroup};
-pub use query::SearchQuery;
+pub use query::{SearchQuery, list_groups};
 
 use crate::{Error, Result, Role, Viewer};
 
@@ -240,7 +240,6 @@ pub async fn find(db: &Db, viewer: &Viewer, args: &SearchArgs<'_>) -> Result<Sea
             .into_iter()
             .map(|r| (r.id, r))
             .collect();
-    let words = plan.words();
     let mut hits = Vec::with_capacity(page.len());
     for (tier, cand) in page {
         // Removed between the two statements: skipped.
@@ -249,7 +248,7 @@ pub async fn find(db: &Db, viewer: &Viewer, args: &SearchArgs<'_>) -> Result<Sea
         };
         let kind = SearchKind::parse(&row.kind)
             .ok_or_else(|| Error::Internal(format!("search_doc kind {}", row.kind)))?;
-        let s = snippet::snippet(&row.body, &words);
+        let s = snippet::snippet(&row.title, &row.body, &plan);
         let r = cand.rank.max(0.0);
         hits.push(SearchHit {
             kind,

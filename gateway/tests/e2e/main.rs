@@ -29,4 +29,5 @@ mod refunds;
 mod registry;
 mod reports;
 mod simulator;
+mod staff;
 mod tenancy;

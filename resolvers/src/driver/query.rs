@@ -69,7 +69,7 @@ where
         rows.pop();
     }
     let next_cursor = more
-        .then(|| rows.last().map(|r| key(r)))
+        .then(|| rows.last().map(&key))
         .flatten()
         .map(|(at, id)| cursor(at, id));
     ReportPage {

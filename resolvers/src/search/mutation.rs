@@ -1,11 +1,11 @@
 use async_graphql::{Context, ID, Object};
 use chrono::Utc;
-use minigate_store::Id;
+use minigate_store::{Db, Id};
 use sqlx::types::Json;
 
 use super::{SearchSynonymGroup, db, synonyms, tokens};
 use crate::{
-    Error, Result, audit,
+    Error, Result, Viewer, audit,
     viewer::{deps, viewer},
 };
 
@@ -49,7 +49,7 @@ fn parse_id(id: &ID) -> Result<Id> {
 #[Object]
 impl SearchMutation {
     /// Adds a synonym group of the company (without `id`) or replaces the terms of one
-    /// (operators). Searches use it at once.
+    /// (operators): 2 to 20 distinct terms of 1 to 20 characters. Searches use it at once.
     async fn save_search_synonym_group(
         &self,
         ctx: &Context<'_>,
@@ -57,73 +57,88 @@ impl SearchMutation {
         terms: Vec<String>,
     ) -> Result<SearchSynonymGroup> {
         let v = viewer(ctx)?;
-        v.require_admin()?;
-        let terms = check_terms(&terms)?;
-        let existing = id.as_ref().map(parse_id).transpose()?;
-        let row = db::SynonymGroupRow {
-            id: existing.unwrap_or_else(Id::new),
-            terms: Json(terms),
-            updated_by: Some(v.user_id),
-            updated_at: Utc::now(),
-        };
-        let mut tx = deps(ctx)?.db.begin().await?;
-        if existing.is_some() {
-            if !db::update_synonym_group(&mut tx, v.tenant_id, &row).await? {
-                return Err(Error::NotFound("synonym group"));
-            }
-        } else {
-            db::insert_synonym_group(&mut tx, v.tenant_id, &row).await?;
-        }
-        audit::record(
-            &mut tx,
-            Some(v.tenant_id),
-            Some(v.user_id),
-            if existing.is_some() {
-                "search.synonyms.update"
-            } else {
-                "search.synonyms.create"
-            },
-            "search_synonym_group",
-            &row.id.to_string(),
-            serde_json::json!({ "terms": row.terms.0 }),
-        )
-        .await?;
-        let tenant = v.tenant_id;
-        tx.on_commit(move || synonyms::forget(tenant));
-        tx.commit().await?;
-        Ok(SearchSynonymGroup {
-            id: Some(ID(row.id.to_string())),
-            built_in: false,
-            terms: row.terms.0,
-            updated_at: Some(row.updated_at),
-        })
+        let id = id.as_ref().map(parse_id).transpose()?;
+        save_group(&deps(ctx)?.db, v, id, &terms).await
     }
 
     /// Deletes a synonym group of the company (operators). Built-in groups cannot be deleted.
     async fn delete_search_synonym_group(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let v = viewer(ctx)?;
-        v.require_admin()?;
-        let id = parse_id(&id)?;
-        let mut tx = deps(ctx)?.db.begin().await?;
-        let Some(old) = db::find_synonym_group(&mut tx, v.tenant_id, id).await? else {
-            return Err(Error::NotFound("synonym group"));
-        };
-        db::delete_synonym_group(&mut tx, v.tenant_id, id).await?;
-        audit::record(
-            &mut tx,
-            Some(v.tenant_id),
-            Some(v.user_id),
-            "search.synonyms.delete",
-            "search_synonym_group",
-            &id.to_string(),
-            serde_json::json!({ "terms": old.terms.0 }),
-        )
-        .await?;
-        let tenant = v.tenant_id;
-        tx.on_commit(move || synonyms::forget(tenant));
-        tx.commit().await?;
+        delete_group(&deps(ctx)?.db, v, parse_id(&id)?).await?;
         Ok(true)
     }
+}
+
+/// `saveSearchSynonymGroup`.
+pub async fn save_group(
+    db: &Db,
+    v: &Viewer,
+    id: Option<Id>,
+    terms: &[String],
+) -> Result<SearchSynonymGroup> {
+    v.require_admin()?;
+    let terms = check_terms(terms)?;
+    let row = db::SynonymGroupRow {
+        id: id.unwrap_or_else(Id::new),
+        terms: Json(terms),
+        updated_by: Some(v.user_id),
+        updated_at: Utc::now(),
+    };
+    let mut tx = db.begin().await?;
+    if id.is_some() {
+        if !db::update_synonym_group(&mut tx, v.tenant_id, &row).await? {
+            return Err(Error::NotFound("synonym group"));
+        }
+    } else {
+        db::insert_synonym_group(&mut tx, v.tenant_id, &row).await?;
+    }
+    audit::record(
+        &mut tx,
+        Some(v.tenant_id),
+        Some(v.user_id),
+        if id.is_some() {
+            "search.synonyms.update"
+        } else {
+            "search.synonyms.create"
+        },
+        "search_synonym_group",
+        &row.id.to_string(),
+        serde_json::json!({ "terms": row.terms.0 }),
+    )
+    .await?;
+    let tenant = v.tenant_id;
+    tx.on_commit(move || synonyms::forget(tenant));
+    tx.commit().await?;
+    Ok(SearchSynonymGroup {
+        id: Some(ID(row.id.to_string())),
+        built_in: false,
+        terms: row.terms.0,
+        updated_at: Some(row.updated_at),
+    })
+}
+
+/// `deleteSearchSynonymGroup`.
+pub async fn delete_group(db: &Db, v: &Viewer, id: Id) -> Result<()> {
+    v.require_admin()?;
+    let mut tx = db.begin().await?;
+    let Some(old) = db::find_synonym_group(&mut tx, v.tenant_id, id).await? else {
+        return Err(Error::NotFound("synonym group"));
+    };
+    db::delete_synonym_group(&mut tx, v.tenant_id, id).await?;
+    audit::record(
+        &mut tx,
+        Some(v.tenant_id),
+        Some(v.user_id),
+        "search.synonyms.delete",
+        "search_synonym_group",
+        &id.to_string(),
+        serde_json::json!({ "terms": old.terms.0 }),
+    )
+    .await?;
+    let tenant = v.tenant_id;
+    tx.on_commit(move || synonyms::forget(tenant));
+    tx.commit().await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,8 +3,10 @@ use async_graphql::{Context, ID, Object};
 use super::{
     SearchArgs, SearchKind, SearchResults, SearchSynonymGroup, db, find, synonyms::BUILT_IN,
 };
+use minigate_store::Db;
+
 use crate::{
-    Result,
+    Result, Viewer,
     viewer::{deps, viewer},
 };
 
@@ -43,24 +45,28 @@ impl SearchQuery {
     /// The synonym groups the search uses (operators): the built-in ones first, then the
     /// company's own, oldest first.
     async fn search_synonym_groups(&self, ctx: &Context<'_>) -> Result<Vec<SearchSynonymGroup>> {
-        let v = viewer(ctx)?;
-        v.require_admin()?;
-        let mut c = deps(ctx)?.db.conn().await?;
-        let own = db::list_synonym_groups(&mut c, v.tenant_id).await?;
-        Ok(BUILT_IN
-            .iter()
-            .map(|terms| SearchSynonymGroup {
-                id: None,
-                built_in: true,
-                terms: terms.clone(),
-                updated_at: None,
-            })
-            .chain(own.into_iter().map(|g| SearchSynonymGroup {
-                id: Some(ID(g.id.to_string())),
-                built_in: false,
-                terms: g.terms.0,
-                updated_at: Some(g.updated_at),
-            }))
-            .collect())
+        list_groups(&deps(ctx)?.db, viewer(ctx)?).await
     }
+}
+
+/// `searchSynonymGroups`.
+pub async fn list_groups(db: &Db, v: &Viewer) -> Result<Vec<SearchSynonymGroup>> {
+    v.require_admin()?;
+    let mut c = db.conn().await?;
+    let own = db::list_synonym_groups(&mut c, v.tenant_id).await?;
+    Ok(BUILT_IN
+        .iter()
+        .map(|terms| SearchSynonymGroup {
+            id: None,
+            built_in: true,
+            terms: terms.clone(),
+            updated_at: None,
+        })
+        .chain(own.into_iter().map(|g| SearchSynonymGroup {
+            id: Some(ID(g.id.to_string())),
+            built_in: false,
+            terms: g.terms.0,
+            updated_at: Some(g.updated_at),
+        }))
+        .collect())
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use super::tokens;
+use super::{plan::Plan, tokens};
 
 /// Characters shown.
 pub(crate) const WINDOW: usize = 80;
@@ -18,13 +18,33 @@ pub(crate) struct Snippet {
     pub html: String,
 }
 
-/// The window of `body` around its first token in `words`, or its beginning if none is there
-/// (the match was in the title).
-pub(crate) fn snippet(body: &str, words: &HashSet<String>) -> Snippet {
+/// The window of `body` around its first match of `plan`, or its beginning if there is none
+/// (the match was in the title). Marked are the words of each alternative the record has every
+/// word of: a synonym 有声音 (有 + 声音) marks nothing in a report with 有 but no 声音.
+pub(crate) fn snippet(title: &str, body: &str, plan: &Plan) -> Snippet {
+    let tokens = tokens::search_tokens(body);
+    let title_tokens = tokens::search_tokens(title);
+    let has: HashSet<&str> = tokens
+        .iter()
+        .chain(&title_tokens)
+        .map(|t| t.word.as_str())
+        .collect();
+    let words: HashSet<&str> = plan
+        .clauses
+        .iter()
+        .flat_map(|c| c.alternatives.iter())
+        .filter(|alt| alt.iter().all(|w| has.contains(w.as_str())))
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    window(body, &tokens, &words)
+}
+
+fn window(body: &str, tokens: &[tokens::Token], words: &HashSet<&str>) -> Snippet {
     let chars: Vec<char> = body.chars().collect();
-    let mut spans: Vec<(usize, usize)> = tokens::search_tokens(body)
-        .into_iter()
-        .filter(|t| words.contains(&t.word))
+    let mut spans: Vec<(usize, usize)> = tokens
+        .iter()
+        .filter(|t| words.contains(t.word.as_str()))
         .map(|t| (t.start, t.end))
         .collect();
     spans.sort_unstable();
@@ -108,13 +128,28 @@ fn escape(c: char, out: &mut String) {
 mod tests {
     use super::*;
 
-    fn words(w: &[&str]) -> HashSet<String> {
-        w.iter().map(|s| (*s).to_owned()).collect()
+    fn snippet(body: &str, words: &[&str]) -> Snippet {
+        let words: HashSet<&str> = words.iter().copied().collect();
+        window(body, &tokens::search_tokens(body), &words)
+    }
+
+    #[test]
+    fn only_alternatives_the_record_has_whole_are_marked() {
+        let groups = crate::search::synonyms::parse("异响 有声音");
+        let thesaurus =
+            crate::search::synonyms::Thesaurus::new(groups.iter().map(Vec::as_slice));
+        let plan = Plan::new("异响", &thesaurus);
+        let s = super::snippet("保养", "刹车有声音", &plan);
+        assert_eq!(s.html, "刹车有<em>声音</em>");
+        let s = super::snippet("保养", "声音", &Plan::new("追尾 声音", &thesaurus));
+        assert_eq!(s.html, "<em>声音</em>");
+        let s = super::snippet("保养", "车窗有异响", &plan);
+        assert_eq!(s.html, "车窗有<em>异响</em>");
     }
 
     #[test]
     fn matches_are_wrapped_and_the_rest_is_escaped() {
-        let s = snippet("早上<b>在深南大道</b>被追尾，对方全责", &words(&["追尾", "全责"]));
+        let s = snippet("早上<b>在深南大道</b>被追尾，对方全责", &["追尾", "全责"]);
         assert_eq!(s.text, "早上<b>在深南大道</b>被追尾，对方全责");
         assert_eq!(
             s.html,
@@ -125,7 +160,7 @@ mod tests {
     #[test]
     fn a_long_body_is_cut_to_a_window_around_the_first_match() {
         let body = format!("{}右后轮爆胎{}", "路".repeat(100), "跑".repeat(100));
-        let s = snippet(&body, &words(&["爆胎"]));
+        let s = snippet(&body, &["爆胎"]);
         assert!(s.text.starts_with('…') && s.text.ends_with('…'));
         assert_eq!(s.text.chars().count(), WINDOW + 2);
         assert!(s.html.contains("<em>爆胎</em>"));
@@ -134,14 +169,14 @@ mod tests {
 
     #[test]
     fn without_a_match_in_the_body_the_beginning_is_shown() {
-        let s = snippet(&"车".repeat(200), &words(&["追尾"]));
+        let s = snippet(&"车".repeat(200), &["追尾"]);
         assert!(!s.text.starts_with('…') && s.text.ends_with('…'));
         assert!(!s.html.contains("<em>"));
     }
 
     #[test]
     fn overlapping_words_make_one_mark_and_lines_become_spaces() {
-        let s = snippet("发动机故障灯亮了\n\n请尽快处理", &words(&["发动机", "发动", "故障灯"]));
+        let s = snippet("发动机故障灯亮了\n\n请尽快处理", &["发动机", "发动", "故障灯"]);
         assert_eq!(s.html, "<em>发动机故障灯</em>亮了 请尽快处理");
         assert_eq!(s.text, "发动机故障灯亮了 请尽快处理");
     }

@@ -336,7 +336,10 @@ impl AuditMutation {
                     .plate
                     .as_deref()
                     .or(vehicle.as_ref().map(|x| x.plate.as_str()));
-                let vin = c.vin.as_deref().or(vehicle.as_ref().map(|x| x.vin.as_str()));
+                let vin = c
+                    .vin
+                    .as_deref()
+                    .or(vehicle.as_ref().map(|x| x.vin.as_str()));
                 let vehicle_id = vehicle.as_ref().map(|x| x.id);
                 let subject = subject(vehicle_id, c.plate.as_deref(), c.vin.as_deref());
                 let fields = FindingFields {
@@ -458,7 +461,10 @@ mod tests {
                 }),
             ),
             ("plate", Box::new(|i| i.plate = Some("B12345".into()))),
-            ("vin", Box::new(|i| i.vin = Some("LSVAU2180N2183294".into()))),
+            (
+                "vin",
+                Box::new(|i| i.vin = Some("LSVAU2180N2183294".into())),
+            ),
             ("mileageKm", Box::new(|i| i.mileage_km = -1)),
             ("mileageKm", Box::new(|i| i.mileage_km = 2_000_001)),
             ("note", Box::new(|i| i.note = Some("车".repeat(501)))),
@@ -492,7 +498,10 @@ mod tests {
             subject(Some(id), None, Some(VIN)),
             subject(Some(id), Some("粤B12345"), None)
         );
-        assert_eq!(subject(None, Some("粤B12345"), Some(VIN)), format!("vin:{VIN}"));
+        assert_eq!(
+            subject(None, Some("粤B12345"), Some(VIN)),
+            format!("vin:{VIN}")
+        );
         assert_eq!(subject(None, Some("粤B12345"), None), "plate:粤B12345");
     }
 

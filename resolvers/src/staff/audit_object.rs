@@ -154,9 +154,7 @@ impl AuditFinding {
     async fn audit(&self, ctx: &Context<'_>) -> Result<AssetAudit> {
         let v = viewer(ctx)?;
         let mut c = deps(ctx)?.db.conn().await?;
-        Ok(AssetAudit(
-            visible_audit(&mut c, v, self.0.audit_id).await?,
-        ))
+        Ok(AssetAudit(visible_audit(&mut c, v, self.0.audit_id).await?))
     }
     /// The registry's vehicle; null for a vehicle the registry does not know.
     async fn vehicle_id(&self) -> Option<ID> {

@@ -191,7 +191,11 @@ fn check(input: &FollowUpInput, today: NaiveDate) -> Result<Checked> {
 }
 
 /// `current` with `patch` applied, checked against `today`.
-fn patched(current: &FollowUpFields, patch: &FollowUpPatch, today: NaiveDate) -> Result<FollowUpFields> {
+fn patched(
+    current: &FollowUpFields,
+    patch: &FollowUpPatch,
+    today: NaiveDate,
+) -> Result<FollowUpFields> {
     let (outcome, next) = match (patch.outcome, patch.next_date) {
         (Some(o), date) => (o.as_str().to_owned(), next_date(o, date, today)?),
         (None, Some(date)) => {
@@ -309,7 +313,9 @@ impl FollowUpMutation {
         )
         .await?;
         let mut conn = d.db.conn().await?;
-        Ok(FollowUp(follow_up_db::get(&mut conn, v.tenant_id, id).await?))
+        Ok(FollowUp(
+            follow_up_db::get(&mut conn, v.tenant_id, id).await?,
+        ))
     }
 
     /// Updates a follow-up after the next contact (its author, or an operator). A colleague's
@@ -383,14 +389,26 @@ mod tests {
         let cases: Vec<(&str, Change)> = vec![
             ("branchId", Box::new(|i| i.branch_id = Some(ID("b".into())))),
             ("prospectName", Box::new(|i| i.prospect_name = " ".into())),
-            ("prospectName", Box::new(|i| i.prospect_name = "王".repeat(51))),
-            ("prospectPhone", Box::new(|i| i.prospect_phone = "12345".into())),
+            (
+                "prospectName",
+                Box::new(|i| i.prospect_name = "王".repeat(51)),
+            ),
+            (
+                "prospectPhone",
+                Box::new(|i| i.prospect_phone = "12345".into()),
+            ),
             ("notes", Box::new(|i| i.notes = "\n ".into())),
             ("notes", Box::new(|i| i.notes = "a\u{7}b".into())),
             ("notes", Box::new(|i| i.notes = "话".repeat(2_001))),
             ("nextDate", Box::new(|i| i.next_date = None)),
-            ("nextDate", Box::new(|i| i.next_date = Some(day("2026-11-20")))),
-            ("nextDate", Box::new(|i| i.next_date = Some(day("2027-11-23")))),
+            (
+                "nextDate",
+                Box::new(|i| i.next_date = Some(day("2026-11-20"))),
+            ),
+            (
+                "nextDate",
+                Box::new(|i| i.next_date = Some(day("2027-11-23"))),
+            ),
             (
                 "nextDate",
                 Box::new(|i| {
@@ -450,13 +468,19 @@ mod tests {
             patched(&current, &later, today).unwrap().next_date,
             Some(day("2026-12-01"))
         );
-        assert_eq!(field(patched(&p, &later, today)).as_deref(), Some("nextDate"));
+        assert_eq!(
+            field(patched(&p, &later, today)).as_deref(),
+            Some("nextDate")
+        );
         // An open outcome needs its date; a bad field is named.
         let reopened = FollowUpPatch {
             outcome: Some(FollowUpOutcome::Interested),
             ..none_patch()
         };
-        assert_eq!(field(patched(&p, &reopened, today)).as_deref(), Some("nextDate"));
+        assert_eq!(
+            field(patched(&p, &reopened, today)).as_deref(),
+            Some("nextDate")
+        );
         let bad_phone = FollowUpPatch {
             prospect_phone: Some("0755-1234".into()),
             ..none_patch()
@@ -498,12 +522,18 @@ mod tests {
             branch_id: None,
             ..staff.clone()
         };
-        assert_eq!(field(filing_branch(&admin, None)).as_deref(), Some("branchId"));
+        assert_eq!(
+            field(filing_branch(&admin, None)).as_deref(),
+            Some("branchId")
+        );
         let driver = Viewer {
             role: Role::Driver,
             ..staff.clone()
         };
-        assert!(matches!(filing_branch(&driver, None), Err(Error::Forbidden)));
+        assert!(matches!(
+            filing_branch(&driver, None),
+            Err(Error::Forbidden)
+        ));
 
         let row = FollowUpRow {
             id: Id::new(),

@@ -134,7 +134,11 @@ fn check(input: &PlateRegistrationInput) -> Result<Checked> {
     let photos = certificates
         .into_iter()
         .map(|id| (PhotoRole::Certificate, id))
-        .chain(inspections.into_iter().map(|id| (PhotoRole::Inspection, id)))
+        .chain(
+            inspections
+                .into_iter()
+                .map(|id| (PhotoRole::Inspection, id)),
+        )
         .collect();
     Ok(Checked {
         vehicle_id,
@@ -170,8 +174,7 @@ impl PlateMutation {
             "registerPlate",
             &c,
             async |tx| {
-                let vehicle = match registry_db::get_vehicle(tx, v.tenant_id, c.vehicle_id).await
-                {
+                let vehicle = match registry_db::get_vehicle(tx, v.tenant_id, c.vehicle_id).await {
                     Ok(row) => row,
                     Err(Error::NotFound(_)) => {
                         return Err(Error::invalid(

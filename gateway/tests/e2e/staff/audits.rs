@@ -309,7 +309,7 @@ both!(
                 json!({ "s": "CLOSED", "b": crew.sz.to_string() }),
             )
             .await;
-        assert_eq!(ids(&listed.ok()["assetAudits"]), [audit.clone()]);
+        assert_eq!(ids(&listed.ok()["assetAudits"]), [audit.as_str()]);
         let open_ones = app
             .gql(&crew.sz_staff, AUDITS, json!({ "s": "OPEN" }))
             .await;

@@ -111,7 +111,7 @@ both!(
         let listed = app
             .gql(&crew.sz_staff, LIST, json!({ "s": "COMPLETED" }))
             .await;
-        assert_eq!(ids(&listed.ok()["plateRegistrations"]), [id.clone()]);
+        assert_eq!(ids(&listed.ok()["plateRegistrations"]), [id.as_str()]);
         let far = app.gql(&crew.gz_staff, LIST, json!({})).await;
         assert_eq!(far.ok()["plateRegistrations"], json!([]));
         let far = app
@@ -146,7 +146,10 @@ both!(
         // Another vehicle of the company got that plate in the meantime.
         app.vehicle(crew.tenant, crew.gz, "粤B66666").await;
         let done = advance(&app, &crew.admin, &id, "COMPLETED", None).await;
-        assert_eq!((done.code(), field(&done)), (Some("ALREADY_EXISTS"), Some("plate")));
+        assert_eq!(
+            (done.code(), field(&done)),
+            (Some("ALREADY_EXISTS"), Some("plate"))
+        );
         let read = app.gql(&crew.admin, ONE, json!({ "id": id })).await;
         assert_eq!(read.ok()["plateRegistration"]["status"], "PLATED");
         assert_eq!(
@@ -204,8 +207,18 @@ both!(
         drop(c);
 
         let cases: Vec<(&String, Value, &str, Option<&str>)> = vec![
-            (&crew.sz_staff, input(gz_car, "粤B77777", &[&cert], &[]), "FORBIDDEN", None),
-            (&crew.driver, input(car, "粤B77777", &[&cert], &[]), "FORBIDDEN", None),
+            (
+                &crew.sz_staff,
+                input(gz_car, "粤B77777", &[&cert], &[]),
+                "FORBIDDEN",
+                None,
+            ),
+            (
+                &crew.driver,
+                input(car, "粤B77777", &[&cert], &[]),
+                "FORBIDDEN",
+                None,
+            ),
             (
                 &crew.admin,
                 input(foreign_car, "粤B77777", &[&cert], &[]),
@@ -236,20 +249,33 @@ both!(
                 "ALREADY_EXISTS",
                 Some("plate"),
             ),
-            (&crew.sz_staff, input(car, "粤B77777", &[&far_cert], &[]), "MEDIA_NOT_FOUND", None),
+            (
+                &crew.sz_staff,
+                input(car, "粤B77777", &[&far_cert], &[]),
+                "MEDIA_NOT_FOUND",
+                None,
+            ),
             (
                 &crew.sz_staff,
                 input(car, "粤B77777", &[&audit_pic], &[]),
                 "MEDIA_PURPOSE_INVALID",
                 None,
             ),
-            (&crew.sz_staff, input(car, "粤B77777", &[&pending], &[]), "MEDIA_NOT_READY", None),
+            (
+                &crew.sz_staff,
+                input(car, "粤B77777", &[&pending], &[]),
+                "MEDIA_NOT_READY",
+                None,
+            ),
         ];
         for (token, i, code, f) in cases {
             let r = register(&app, token, i.clone()).await;
             assert_eq!((r.code(), field(&r)), (Some(code), f), "{i}");
         }
-        assert_eq!(app.count("select count(*) from plate_registration").await, 0);
+        assert_eq!(
+            app.count("select count(*) from plate_registration").await,
+            0
+        );
         assert_eq!(app.count("select count(*) from record_photo").await, 0);
         assert_eq!(app.count("select count(*) from workflow_step").await, 0);
 
@@ -275,9 +301,17 @@ both!(
             (second.code(), field(&second)),
             (Some("ALREADY_EXISTS"), Some("vehicleId"))
         );
-        assert_eq!(app.count("select count(*) from plate_registration").await, 1);
         assert_eq!(
-            count_of(&app, "select count(*) from record_photo where record_id = $1", &id).await,
+            app.count("select count(*) from plate_registration").await,
+            1
+        );
+        assert_eq!(
+            count_of(
+                &app,
+                "select count(*) from record_photo where record_id = $1",
+                &id
+            )
+            .await,
             1
         );
         assert_eq!(app.count("select count(*) from workflow_step").await, 1);
