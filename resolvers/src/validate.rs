@@ -154,6 +154,25 @@ pub fn name(field: &str, input: &str, max: usize) -> Result<String> {
     Ok(t.to_owned())
 }
 
+/// Optional free text: trimmed, blank is none, otherwise as [`name`] checks it.
+pub fn optional_text(field: &str, input: Option<&str>, max: usize) -> Result<Option<String>> {
+    input
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| name(field, t, max))
+        .transpose()
+}
+
+/// The `after` of a resumable subscription: an `eventId` it delivered.
+pub fn event_id(after: Option<&async_graphql::ID>) -> Result<Option<i64>> {
+    after
+        .map(|a| {
+            a.parse::<i64>()
+                .map_err(|_| Error::invalid("after", "an eventId from this subscription"))
+        })
+        .transpose()
+}
+
 /// A short code operators type (branch codes, tenant slugs): letters, digits, `-` and `_`.
 pub fn code(field: &str, input: &str) -> Result<String> {
     let t = input.trim();

@@ -161,7 +161,11 @@ both!(
         let f = fleet(&app).await;
         let shot = photo(&app, &f.driver, "income_screenshot", 1).await;
         let first = app
-            .gql(&f.driver, FILE_INCOME, json!({ "i": income(182, &[&shot]), "k": "income-key-0001" }))
+            .gql(
+                &f.driver,
+                FILE_INCOME,
+                json!({ "i": income(182, &[&shot]), "k": "income-key-0001" }),
+            )
             .await;
         let r = first.ok()["fileIncomeReport"].clone();
         assert_eq!(r["status"], "SUBMITTED");
@@ -173,12 +177,20 @@ both!(
 
         // A retry with the same key and input answers the first report; nothing twice.
         let again = app
-            .gql(&f.driver, FILE_INCOME, json!({ "i": income(182, &[&shot]), "k": "income-key-0001" }))
+            .gql(
+                &f.driver,
+                FILE_INCOME,
+                json!({ "i": income(182, &[&shot]), "k": "income-key-0001" }),
+            )
             .await;
         assert_eq!(again.ok()["fileIncomeReport"]["id"], id.as_str());
         // The same key with other input is refused.
         let reused = app
-            .gql(&f.driver, FILE_INCOME, json!({ "i": income(183, &[&shot]), "k": "income-key-0001" }))
+            .gql(
+                &f.driver,
+                FILE_INCOME,
+                json!({ "i": income(183, &[&shot]), "k": "income-key-0001" }),
+            )
             .await;
         assert_eq!(reused.code(), Some("IDEMPOTENCY_KEY_REUSED"));
         // Another report of the same platform and week is a conflict.
@@ -191,13 +203,19 @@ both!(
 
         // The driver corrects it; the screenshots are replaced.
         let fixed = app
-            .gql(&f.driver, UPDATE_INCOME, json!({ "id": id, "i": income(190, &[]) }))
+            .gql(
+                &f.driver,
+                UPDATE_INCOME,
+                json!({ "id": id, "i": income(190, &[]) }),
+            )
             .await;
         assert_eq!(fixed.ok()["updateIncomeReport"]["orders"], 190);
         assert_eq!(fixed.ok()["updateIncomeReport"]["screenshots"], json!([]));
 
         // Staff may not confirm; an operator does, once.
-        let staff = app.gql(&f.sz_staff, CONFIRM_INCOME, json!({ "id": id })).await;
+        let staff = app
+            .gql(&f.sz_staff, CONFIRM_INCOME, json!({ "id": id }))
+            .await;
         assert_eq!(staff.code(), Some("FORBIDDEN"));
         let ok = app.gql(&f.admin, CONFIRM_INCOME, json!({ "id": id })).await;
         assert_eq!(ok.ok()["confirmIncomeReport"]["status"], "CONFIRMED");
@@ -206,7 +224,11 @@ both!(
 
         // Confirmed: the driver's correction is refused and nothing changes.
         let late = app
-            .gql(&f.driver, UPDATE_INCOME, json!({ "id": id, "i": income(999, &[]) }))
+            .gql(
+                &f.driver,
+                UPDATE_INCOME,
+                json!({ "id": id, "i": income(999, &[]) }),
+            )
             .await;
         assert_eq!(late.code(), Some("RECORD_LOCKED"));
         let list = app.gql(&f.admin, INCOME_LIST, json!({})).await;
@@ -214,7 +236,13 @@ both!(
 
         // The branch's staff see it; another branch's staff and another driver do not.
         let seen = app.gql(&f.sz_staff, INCOME_LIST, json!({})).await;
-        assert_eq!(seen.ok()["incomeReports"]["items"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            seen.ok()["incomeReports"]["items"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
         let other = app.gql(&f.gz_staff, INCOME_LIST, json!({})).await;
         assert_eq!(other.ok()["incomeReports"]["items"], json!([]));
         let (stranger, _) = app
@@ -223,7 +251,11 @@ both!(
         let hidden = app.gql(&stranger, INCOME_LIST, json!({})).await;
         assert_eq!(hidden.ok()["incomeReports"]["items"], json!([]));
         let theirs = app
-            .gql(&stranger, UPDATE_INCOME, json!({ "id": id, "i": income(1, &[]) }))
+            .gql(
+                &stranger,
+                UPDATE_INCOME,
+                json!({ "id": id, "i": income(1, &[]) }),
+            )
             .await;
         assert_eq!(theirs.code(), Some("NOT_FOUND"));
     }
@@ -254,12 +286,20 @@ both!(
             (&Id::new().to_string(), "MEDIA_NOT_FOUND"),
         ] {
             let r = app
-                .gql(&f.driver, FILE_INCOME, json!({ "i": income(1, &[shot]), "k": format!("k-{shot}") }))
+                .gql(
+                    &f.driver,
+                    FILE_INCOME,
+                    json!({ "i": income(1, &[shot]), "k": format!("k-{shot}") }),
+                )
                 .await;
             assert_eq!(r.code(), Some(code), "{shot}");
         }
         let r = app
-            .gql(&f.driver, REPORT_ACCIDENT, json!({ "i": accident(&[&theirs], &[]) }))
+            .gql(
+                &f.driver,
+                REPORT_ACCIDENT,
+                json!({ "i": accident(&[&theirs], &[]) }),
+            )
             .await;
         assert_eq!(r.code(), Some("MEDIA_NOT_FOUND"));
         assert_eq!(app.count("select count(*) from income_report").await, 0);
@@ -268,7 +308,11 @@ both!(
         assert_eq!(app.count("select count(*) from idempotency_key").await, 0);
         // A refused attempt does not burn its key: the same key with good input files it.
         let ok = app
-            .gql(&f.driver, FILE_INCOME, json!({ "i": income(1, &[]), "k": format!("k-{theirs}") }))
+            .gql(
+                &f.driver,
+                FILE_INCOME,
+                json!({ "i": income(1, &[]), "k": format!("k-{theirs}") }),
+            )
             .await;
         assert_eq!(ok.ok()["fileIncomeReport"]["orders"], 1);
     }
@@ -288,7 +332,11 @@ both!(
         let scene = photo(&app, &f.driver, "accident", 1).await;
         let damage = photo(&app, &f.driver, "damage", 2).await;
         let r = app
-            .gql(&f.driver, REPORT_ACCIDENT, json!({ "i": accident(&[&scene], &[&damage]), "k": "accident-0001" }))
+            .gql(
+                &f.driver,
+                REPORT_ACCIDENT,
+                json!({ "i": accident(&[&scene], &[&damage]), "k": "accident-0001" }),
+            )
             .await;
         let a = r.ok()["reportAccident"].clone();
         let id = a["id"].as_str().unwrap().to_owned();
@@ -299,7 +347,11 @@ both!(
         assert_eq!(a["timeline"].as_array().unwrap().len(), 1);
         // A retry on a weak network answers the same accident.
         let again = app
-            .gql(&f.driver, REPORT_ACCIDENT, json!({ "i": accident(&[&scene], &[&damage]), "k": "accident-0001" }))
+            .gql(
+                &f.driver,
+                REPORT_ACCIDENT,
+                json!({ "i": accident(&[&scene], &[&damage]), "k": "accident-0001" }),
+            )
             .await;
         assert_eq!(again.ok()["reportAccident"]["id"], id.as_str());
         assert_eq!(app.count("select count(*) from accident_report").await, 1);
@@ -314,58 +366,137 @@ both!(
 
         // The driver follows it.
         let mut drv_ws = app.ws(&f.driver).await;
-        drv_ws.subscribe("u", UPDATED_SUB, json!({ "id": id })).await;
+        drv_ws
+            .subscribe("u", UPDATED_SUB, json!({ "id": id }))
+            .await;
 
         // Out of order: nothing changes.
-        for (to, who) in [("IN_REPAIR", &f.sz_staff), ("CLOSED", &f.admin), ("SUBMITTED", &f.admin)] {
+        for (to, who) in [
+            ("IN_REPAIR", &f.sz_staff),
+            ("CLOSED", &f.admin),
+            ("SUBMITTED", &f.admin),
+        ] {
             let r = app.gql(who, ADVANCE, json!({ "id": id, "to": to })).await;
             assert_eq!(r.code(), Some("WORKFLOW_STEP_OUT_OF_ORDER"), "{to}");
         }
         // Not theirs to move: the driver, and another branch's staff.
-        let r = app.gql(&f.driver, ADVANCE, json!({ "id": id, "to": "ACKNOWLEDGED" })).await;
+        let r = app
+            .gql(
+                &f.driver,
+                ADVANCE,
+                json!({ "id": id, "to": "ACKNOWLEDGED" }),
+            )
+            .await;
         assert_eq!(r.code(), Some("FORBIDDEN"));
-        let r = app.gql(&f.gz_staff, ADVANCE, json!({ "id": id, "to": "ACKNOWLEDGED" })).await;
+        let r = app
+            .gql(
+                &f.gz_staff,
+                ADVANCE,
+                json!({ "id": id, "to": "ACKNOWLEDGED" }),
+            )
+            .await;
         assert_eq!(r.code(), Some("NOT_FOUND"));
         let still = app.gql(&f.driver, ACCIDENT, json!({ "id": id })).await;
         assert_eq!(still.ok()["accidentReport"]["status"], "SUBMITTED");
-        assert_eq!(still.ok()["accidentReport"]["timeline"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            still.ok()["accidentReport"]["timeline"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
 
-        let ack = app.gql(&f.sz_staff, ADVANCE, json!({ "id": id, "to": "ACKNOWLEDGED", "n": "已联系保险" })).await;
+        let ack = app
+            .gql(
+                &f.sz_staff,
+                ADVANCE,
+                json!({ "id": id, "to": "ACKNOWLEDGED", "n": "已联系保险" }),
+            )
+            .await;
         assert_eq!(ack.ok()["advanceAccident"]["status"], "ACKNOWLEDGED");
         let step = drv_ws.data("u").await;
-        assert_eq!(step["accidentUpdated"]["accident"]["status"], "ACKNOWLEDGED");
+        assert_eq!(
+            step["accidentUpdated"]["accident"]["status"],
+            "ACKNOWLEDGED"
+        );
         // The same step twice (two people pressing at once) moves it once.
-        let twice = app.gql(&f.admin, ADVANCE, json!({ "id": id, "to": "ACKNOWLEDGED" })).await;
+        let twice = app
+            .gql(&f.admin, ADVANCE, json!({ "id": id, "to": "ACKNOWLEDGED" }))
+            .await;
         assert_eq!(twice.code(), Some("WORKFLOW_STEP_OUT_OF_ORDER"));
 
-        let repair = app.gql(&f.admin, ADVANCE, json!({ "id": id, "to": "IN_REPAIR", "n": "比亚迪4S店" })).await;
+        let repair = app
+            .gql(
+                &f.admin,
+                ADVANCE,
+                json!({ "id": id, "to": "IN_REPAIR", "n": "比亚迪4S店" }),
+            )
+            .await;
         assert_eq!(repair.ok()["advanceAccident"]["status"], "IN_REPAIR");
-        assert_eq!(drv_ws.data("u").await["accidentUpdated"]["accident"]["status"], "IN_REPAIR");
+        assert_eq!(
+            drv_ws.data("u").await["accidentUpdated"]["accident"]["status"],
+            "IN_REPAIR"
+        );
         // A rejection needs its reason.
-        let r = app.gql(&f.admin, ADVANCE, json!({ "id": id, "to": "REJECTED" })).await;
+        let r = app
+            .gql(&f.admin, ADVANCE, json!({ "id": id, "to": "REJECTED" }))
+            .await;
         assert_eq!(r.code(), Some("INVALID_INPUT"));
-        let closed = app.gql(&f.admin, ADVANCE, json!({ "id": id, "to": "CLOSED" })).await;
-        let timeline = closed.ok()["advanceAccident"]["timeline"].as_array().unwrap().clone();
-        let statuses: Vec<&str> = timeline.iter().map(|s| s["status"].as_str().unwrap()).collect();
-        assert_eq!(statuses, ["SUBMITTED", "ACKNOWLEDGED", "IN_REPAIR", "CLOSED"]);
+        let closed = app
+            .gql(&f.admin, ADVANCE, json!({ "id": id, "to": "CLOSED" }))
+            .await;
+        let timeline = closed.ok()["advanceAccident"]["timeline"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let statuses: Vec<&str> = timeline
+            .iter()
+            .map(|s| s["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            statuses,
+            ["SUBMITTED", "ACKNOWLEDGED", "IN_REPAIR", "CLOSED"]
+        );
         assert_eq!(timeline[1]["note"], "已联系保险");
-        assert_eq!(drv_ws.data("u").await["accidentUpdated"]["accident"]["status"], "CLOSED");
-        let r = app.gql(&f.admin, ADVANCE, json!({ "id": id, "to": "REJECTED", "n": "重复" })).await;
+        assert_eq!(
+            drv_ws.data("u").await["accidentUpdated"]["accident"]["status"],
+            "CLOSED"
+        );
+        let r = app
+            .gql(
+                &f.admin,
+                ADVANCE,
+                json!({ "id": id, "to": "REJECTED", "n": "重复" }),
+            )
+            .await;
         assert_eq!(r.code(), Some("WORKFLOW_STEP_OUT_OF_ORDER"));
 
         // The driver was told of each status in the push outbox, once each.
         assert_eq!(
-            app.count("select count(distinct source_id) from push_delivery where kind = 'ACCIDENT'").await,
+            app.count(
+                "select count(distinct source_id) from push_delivery where kind = 'ACCIDENT'"
+            )
+            .await,
             4
         );
 
         // A staff phone that lost its socket resumes after the last event it saw.
         let mut late = app.ws(&f.sz_staff).await;
-        late.subscribe("r", REPORTED_SUB, json!({ "a": first_event.to_string().trim_matches('"') })).await;
+        late.subscribe(
+            "r",
+            REPORTED_SUB,
+            json!({ "a": first_event.to_string().trim_matches('"') }),
+        )
+        .await;
         late.quiet().await;
         let mut from_start = app.ws(&f.sz_staff).await;
-        from_start.subscribe("r", REPORTED_SUB, json!({ "a": "0" })).await;
-        assert_eq!(from_start.data("r").await["accidentReported"]["accident"]["id"], id.as_str());
+        from_start
+            .subscribe("r", REPORTED_SUB, json!({ "a": "0" }))
+            .await;
+        assert_eq!(
+            from_start.data("r").await["accidentReported"]["accident"]["id"],
+            id.as_str()
+        );
     }
 );
 
@@ -380,47 +511,86 @@ both!(
         for v in [f.gz_car, foreign, Id::new()] {
             let mut input = accident(&[], &[]);
             input["vehicleId"] = json!(v.to_string());
-            let r = app.gql(&f.driver, REPORT_ACCIDENT, json!({ "i": input })).await;
+            let r = app
+                .gql(&f.driver, REPORT_ACCIDENT, json!({ "i": input }))
+                .await;
             assert_eq!(r.code(), Some("INVALID_INPUT"), "{v}");
         }
         // Missing fields are refused by the schema; bad values by the checks.
         let mut missing = accident(&[], &[]);
         missing.as_object_mut().unwrap().remove("description");
-        let r = app.gql(&f.driver, REPORT_ACCIDENT, json!({ "i": missing })).await;
+        let r = app
+            .gql(&f.driver, REPORT_ACCIDENT, json!({ "i": missing }))
+            .await;
         assert_eq!(r.code(), Some("GRAPHQL_VALIDATION_FAILED"));
         let mut injured = accident(&[], &[]);
         injured["injuredCount"] = json!(2);
-        let r = app.gql(&f.driver, REPORT_ACCIDENT, json!({ "i": injured })).await;
+        let r = app
+            .gql(&f.driver, REPORT_ACCIDENT, json!({ "i": injured }))
+            .await;
         assert_eq!(r.code(), Some("INVALID_INPUT"));
         // Staff and operators handle accidents; they do not report them.
-        let r = app.gql(&f.sz_staff, REPORT_ACCIDENT, json!({ "i": accident(&[], &[]) })).await;
+        let r = app
+            .gql(
+                &f.sz_staff,
+                REPORT_ACCIDENT,
+                json!({ "i": accident(&[], &[]) }),
+            )
+            .await;
         assert_eq!(r.code(), Some("FORBIDDEN"));
         assert_eq!(app.count("select count(*) from accident_report").await, 0);
         assert_eq!(app.count("select count(*) from workflow_step").await, 0);
-        assert_eq!(app.count("select count(*) from outbox_event where topic like 'accident%'").await, 0);
+        assert_eq!(
+            app.count("select count(*) from outbox_event where topic like 'accident%'")
+                .await,
+            0
+        );
 
         // A driver without a vehicle names one of the branch.
         let (walker, _) = app
             .bound_driver(APP_ID, f.tenant, f.sz, None, "13800138002", 3)
             .await;
-        let r = app.gql(&walker, REPORT_ACCIDENT, json!({ "i": accident(&[], &[]) })).await;
+        let r = app
+            .gql(&walker, REPORT_ACCIDENT, json!({ "i": accident(&[], &[]) }))
+            .await;
         assert_eq!(r.code(), Some("INVALID_INPUT"));
         let mut named = accident(&[], &[]);
         named["vehicleId"] = json!(f.sz_car.to_string());
-        let theirs = app.gql(&walker, REPORT_ACCIDENT, json!({ "i": named })).await;
-        let theirs = theirs.ok()["reportAccident"]["id"].as_str().unwrap().to_owned();
-        let mine = app.gql(&f.driver, REPORT_ACCIDENT, json!({ "i": accident(&[], &[]) })).await;
-        let mine = mine.ok()["reportAccident"]["id"].as_str().unwrap().to_owned();
+        let theirs = app
+            .gql(&walker, REPORT_ACCIDENT, json!({ "i": named }))
+            .await;
+        let theirs = theirs.ok()["reportAccident"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mine = app
+            .gql(
+                &f.driver,
+                REPORT_ACCIDENT,
+                json!({ "i": accident(&[], &[]) }),
+            )
+            .await;
+        let mine = mine.ok()["reportAccident"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
 
         // Each driver sees only their own; staff their branch's; operators all.
         let r = app.gql(&f.driver, ACCIDENT, json!({ "id": theirs })).await;
         assert_eq!(r.code(), Some("NOT_FOUND"));
         let mut sub = app.ws(&f.driver).await;
-        sub.subscribe("u", UPDATED_SUB, json!({ "id": theirs })).await;
+        sub.subscribe("u", UPDATED_SUB, json!({ "id": theirs }))
+            .await;
         let m = sub.recv().await.unwrap();
-        assert_eq!(m["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND", "{m}");
+        assert_eq!(
+            m["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND",
+            "{m}"
+        );
         let list = app.gql(&f.driver, ACCIDENTS, json!({})).await;
-        let items = list.ok()["accidentReports"]["items"].as_array().unwrap().clone();
+        let items = list.ok()["accidentReports"]["items"]
+            .as_array()
+            .unwrap()
+            .clone();
         assert_eq!(items.len(), 1);
         assert_eq!(items[0]["id"], mine.as_str());
         let gz = app.gql(&f.gz_staff, ACCIDENTS, json!({})).await;
@@ -429,11 +599,19 @@ both!(
         let p1 = app.gql(&f.admin, ACCIDENTS, json!({ "f": 1 })).await;
         let p1 = p1.ok()["accidentReports"].clone();
         assert_eq!(p1["items"][0]["id"], mine.as_str());
-        let p2 = app.gql(&f.admin, ACCIDENTS, json!({ "f": 1, "a": p1["nextCursor"] })).await;
+        let p2 = app
+            .gql(
+                &f.admin,
+                ACCIDENTS,
+                json!({ "f": 1, "a": p1["nextCursor"] }),
+            )
+            .await;
         let p2 = p2.ok()["accidentReports"].clone();
         assert_eq!(p2["items"][0]["id"], theirs.as_str());
         assert_eq!(p2["nextCursor"], Value::Null);
-        let bad = app.gql(&f.admin, ACCIDENTS, json!({ "a": "garbage" })).await;
+        let bad = app
+            .gql(&f.admin, ACCIDENTS, json!({ "a": "garbage" }))
+            .await;
         assert_eq!(bad.code(), Some("INVALID_INPUT"));
         let _ = f.gz;
     }
@@ -445,30 +623,65 @@ both!(
         let f = fleet(&app).await;
         let invoice = photo(&app, &f.driver, "invoice", 1).await;
         let r = app
-            .gql(&f.driver, FILE_MAINTENANCE, json!({ "i": maintenance(&[&invoice]), "k": "maint-000001" }))
+            .gql(
+                &f.driver,
+                FILE_MAINTENANCE,
+                json!({ "i": maintenance(&[&invoice]), "k": "maint-000001" }),
+            )
             .await;
         let m = r.ok()["fileMaintenanceReport"].clone();
         assert_eq!(m["vehicle"]["plate"], "粤B12345");
         assert_eq!(m["invoices"][0]["role"], "INVOICE");
         let again = app
-            .gql(&f.driver, FILE_MAINTENANCE, json!({ "i": maintenance(&[&invoice]), "k": "maint-000001" }))
+            .gql(
+                &f.driver,
+                FILE_MAINTENANCE,
+                json!({ "i": maintenance(&[&invoice]), "k": "maint-000001" }),
+            )
             .await;
         assert_eq!(again.ok()["fileMaintenanceReport"]["id"], m["id"]);
         let mut changed = maintenance(&[&invoice]);
         changed["costFen"] = json!(1);
         let r = app
-            .gql(&f.driver, FILE_MAINTENANCE, json!({ "i": changed, "k": "maint-000001" }))
+            .gql(
+                &f.driver,
+                FILE_MAINTENANCE,
+                json!({ "i": changed, "k": "maint-000001" }),
+            )
             .await;
         assert_eq!(r.code(), Some("IDEMPOTENCY_KEY_REUSED"));
         let mut low = maintenance(&[]);
         low["nextDueMileageKm"] = json!(100);
-        let r = app.gql(&f.driver, FILE_MAINTENANCE, json!({ "i": low })).await;
+        let r = app
+            .gql(&f.driver, FILE_MAINTENANCE, json!({ "i": low }))
+            .await;
         assert_eq!(r.code(), Some("INVALID_INPUT"));
-        assert_eq!(app.count("select count(*) from maintenance_report").await, 1);
+        assert_eq!(
+            app.count("select count(*) from maintenance_report").await,
+            1
+        );
 
-        let list = app.gql(&f.sz_staff, MAINTENANCE_LIST, json!({ "v": f.sz_car.to_string() })).await;
-        assert_eq!(list.ok()["maintenanceReports"]["items"].as_array().unwrap().len(), 1);
-        let none = app.gql(&f.sz_staff, MAINTENANCE_LIST, json!({ "v": f.gz_car.to_string() })).await;
+        let list = app
+            .gql(
+                &f.sz_staff,
+                MAINTENANCE_LIST,
+                json!({ "v": f.sz_car.to_string() }),
+            )
+            .await;
+        assert_eq!(
+            list.ok()["maintenanceReports"]["items"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        let none = app
+            .gql(
+                &f.sz_staff,
+                MAINTENANCE_LIST,
+                json!({ "v": f.gz_car.to_string() }),
+            )
+            .await;
         assert_eq!(none.ok()["maintenanceReports"]["items"], json!([]));
         let other = app.gql(&f.gz_staff, MAINTENANCE_LIST, json!({})).await;
         assert_eq!(other.ok()["maintenanceReports"]["items"], json!([]));

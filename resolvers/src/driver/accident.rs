@@ -142,13 +142,6 @@ const CLOCK_SKEW_MINUTES: i64 = 10;
 const OLDEST_DAYS: i64 = 30;
 const MAX_PHOTOS: usize = 9;
 
-fn optional_text(field: &str, s: Option<&str>, max: usize) -> Result<Option<String>> {
-    s.map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(|t| validate::name(field, t, max))
-        .transpose()
-}
-
 fn check(input: &AccidentReportInput, now: DateTime<Utc>) -> Result<Checked> {
     let vehicle_id = input
         .vehicle_id
@@ -169,9 +162,9 @@ fn check(input: &AccidentReportInput, now: DateTime<Utc>) -> Result<Checked> {
     }
     let address = validate::name("address", &input.address, 200)?;
     let description = validate::name("description", &input.description, 2_000)?;
-    let other_party = optional_text("otherParty", input.other_party.as_deref(), 200)?;
+    let other_party = validate::optional_text("otherParty", input.other_party.as_deref(), 200)?;
     let police_report_no =
-        optional_text("policeReportNo", input.police_report_no.as_deref(), 64)?;
+        validate::optional_text("policeReportNo", input.police_report_no.as_deref(), 64)?;
     if police_report_no
         .as_deref()
         .is_some_and(|p| p.chars().any(char::is_whitespace))
@@ -181,7 +174,7 @@ fn check(input: &AccidentReportInput, now: DateTime<Utc>) -> Result<Checked> {
     if !(0..=99).contains(&input.injured_count) {
         return Err(Error::invalid("injuredCount", "0 to 99"));
     }
-    let injuries = optional_text("injuries", input.injuries.as_deref(), 500)?;
+    let injuries = validate::optional_text("injuries", input.injuries.as_deref(), 500)?;
     if input.injured_count > 0 && injuries.is_none() {
         return Err(Error::invalid("injuries", "say what the injuries are"));
     }
@@ -349,7 +342,7 @@ impl AccidentMutation {
         let v = viewer(ctx)?;
         let scope = Scope::of_staff(v)?;
         let id = parse_id("id", &id)?;
-        let note = optional_text("note", note.as_deref(), 500)?;
+        let note = validate::optional_text("note", note.as_deref(), 500)?;
         if to == AccidentStatus::Rejected && note.is_none() {
             return Err(Error::invalid("note", "a rejection needs its reason"));
         }
@@ -433,7 +426,10 @@ mod tests {
         let shared = ID(Id::new().to_string());
         let twice = shared.clone();
         let cases: Vec<(&str, Change)> = vec![
-            ("vehicleId", Box::new(|i| i.vehicle_id = Some(ID("v".into())))),
+            (
+                "vehicleId",
+                Box::new(|i| i.vehicle_id = Some(ID("v".into()))),
+            ),
             (
                 "occurredAt",
                 Box::new(|i| i.occurred_at = "2026-11-21T03:00:00Z".parse().unwrap()),
@@ -447,8 +443,14 @@ mod tests {
             ("longitude", Box::new(|i| i.longitude = -181.0)),
             ("address", Box::new(|i| i.address = " ".into())),
             ("description", Box::new(|i| i.description = String::new())),
-            ("description", Box::new(|i| i.description = "撞".repeat(2_001))),
-            ("otherParty", Box::new(|i| i.other_party = Some("x".repeat(201)))),
+            (
+                "description",
+                Box::new(|i| i.description = "撞".repeat(2_001)),
+            ),
+            (
+                "otherParty",
+                Box::new(|i| i.other_party = Some("x".repeat(201))),
+            ),
             (
                 "policeReportNo",
                 Box::new(|i| i.police_report_no = Some("4403 0512".into())),
@@ -483,7 +485,13 @@ mod tests {
         assert!(!FLOW.allows("CLOSED", "REJECTED"));
         assert!(!FLOW.allows("REJECTED", "ACKNOWLEDGED"));
         assert!(FLOW.is_final("CLOSED") && FLOW.is_final("REJECTED"));
-        for s in ["SUBMITTED", "ACKNOWLEDGED", "IN_REPAIR", "CLOSED", "REJECTED"] {
+        for s in [
+            "SUBMITTED",
+            "ACKNOWLEDGED",
+            "IN_REPAIR",
+            "CLOSED",
+            "REJECTED",
+        ] {
             assert_eq!(AccidentStatus::parse(s).unwrap().as_str(), s);
         }
     }

@@ -287,7 +287,10 @@ mod tests {
             ),
             ("orders", Box::new(|i| i.orders = -1)),
             ("orders", Box::new(|i| i.orders = MAX_ORDERS + 1)),
-            ("onlineMinutes", Box::new(|i| i.online_minutes = WEEK_MINUTES + 1)),
+            (
+                "onlineMinutes",
+                Box::new(|i| i.online_minutes = WEEK_MINUTES + 1),
+            ),
             ("grossIncomeFen", Box::new(|i| i.gross_income_fen = -5)),
             (
                 "screenshotIds",

@@ -258,7 +258,10 @@ mod tests {
         assert_eq!(c.fields.kind, "ROUTINE");
         type Change = Box<dyn Fn(&mut MaintenanceReportInput)>;
         let cases: Vec<(&str, Change)> = vec![
-            ("vehicleId", Box::new(|i| i.vehicle_id = Some(ID("?".into())))),
+            (
+                "vehicleId",
+                Box::new(|i| i.vehicle_id = Some(ID("?".into()))),
+            ),
             (
                 "servicedOn",
                 Box::new(|i| i.serviced_on = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()),
@@ -271,7 +274,10 @@ mod tests {
             ("shop", Box::new(|i| i.shop = "".into())),
             ("costFen", Box::new(|i| i.cost_fen = MAX_FEN + 1)),
             ("notes", Box::new(|i| i.notes = "油".repeat(1_001))),
-            ("nextDueMileageKm", Box::new(|i| i.next_due_mileage_km = Some(58_200))),
+            (
+                "nextDueMileageKm",
+                Box::new(|i| i.next_due_mileage_km = Some(58_200)),
+            ),
             (
                 "invoicePhotoIds",
                 Box::new(|i| i.invoice_photo_ids = vec![ID("x".into())]),

@@ -110,9 +110,13 @@ impl ReportQuery {
         let p = page(v, first, after.as_deref())?;
         let mut c = deps(ctx)?.db.conn().await?;
         let rows =
-            db::list_accidents(&mut c, v.tenant_id, status.map(AccidentStatus::as_str), &p)
-                .await?;
-        Ok(split(rows, p.limit, |r| (r.created_at, r.id), AccidentReport))
+            db::list_accidents(&mut c, v.tenant_id, status.map(AccidentStatus::as_str), &p).await?;
+        Ok(split(
+            rows,
+            p.limit,
+            |r| (r.created_at, r.id),
+            AccidentReport,
+        ))
     }
 
     /// One accident report; someone else's is `NOT_FOUND`.
@@ -138,7 +142,12 @@ impl ReportQuery {
         let p = page(v, first, after.as_deref())?;
         let mut c = deps(ctx)?.db.conn().await?;
         let rows = db::list_maintenance(&mut c, v.tenant_id, vehicle, &p).await?;
-        Ok(split(rows, p.limit, |r| (r.created_at, r.id), MaintenanceReport))
+        Ok(split(
+            rows,
+            p.limit,
+            |r| (r.created_at, r.id),
+            MaintenanceReport,
+        ))
     }
 }
 

@@ -26,15 +26,6 @@ pub struct AccidentEvent {
     pub accident: AccidentReport,
 }
 
-fn parse_after(after: Option<ID>) -> Result<Option<i64>> {
-    after
-        .map(|a| {
-            a.parse::<i64>()
-                .map_err(|_| Error::invalid("after", "an eventId from this subscription"))
-        })
-        .transpose()
-}
-
 /// The accidents of `kind` on `sub` that `scope` covers, as they come.
 fn accidents(
     sub: BusSubscription,
@@ -80,7 +71,7 @@ impl AccidentSubscription {
     ) -> Result<impl Stream<Item = async_graphql::Result<AccidentEvent>> + use<>> {
         let v = viewer(ctx)?;
         let scope = Scope::of_staff(v)?;
-        let after = parse_after(after)?;
+        let after = crate::validate::event_id(after.as_ref())?;
         let d = deps(ctx)?;
         let sub = d
             .bus
@@ -100,7 +91,7 @@ impl AccidentSubscription {
         let v = viewer(ctx)?;
         let scope = Scope::of(v)?;
         let id = parse_id("id", &id)?;
-        let after = parse_after(after)?;
+        let after = crate::validate::event_id(after.as_ref())?;
         let d = deps(ctx)?;
         let mut tx = d.db.begin().await?;
         db::get_accident(&mut tx, v.tenant_id, scope, id).await?;

@@ -23,12 +23,7 @@ impl NoticeSubscription {
     ) -> Result<impl Stream<Item = async_graphql::Result<NoticeDelivery>> + use<>> {
         let v = viewer(ctx)?.clone();
         let d = deps(ctx)?.clone();
-        let after = after
-            .map(|a| {
-                a.parse::<i64>()
-                    .map_err(|_| Error::invalid("after", "an eventId from this subscription"))
-            })
-            .transpose()?;
+        let after = crate::validate::event_id(after.as_ref())?;
         let mut c = d.db.conn().await?;
         let branch = db::current_branch(&mut c, v.user_id).await?;
         drop(c);

@@ -26,12 +26,7 @@ impl PaymentSubscription {
         let v = viewer(ctx)?.clone();
         let d = deps(ctx)?.clone();
         let id = parse_id("paymentId", &payment_id)?;
-        let after = after
-            .map(|a| {
-                a.parse::<i64>()
-                    .map_err(|_| Error::invalid("after", "an eventId from this subscription"))
-            })
-            .transpose()?;
+        let after = crate::validate::event_id(after.as_ref())?;
         // Registered before the current state is read, so no change falls in between.
         let sub = d.bus.subscribe(vec![topic(id)], after).await?;
         let now = {

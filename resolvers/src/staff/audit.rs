@@ -120,14 +120,6 @@ struct CheckedFinding {
 const MAX_PHOTOS: usize = 9;
 const MAX_MILEAGE_KM: i32 = 2_000_000;
 
-/// Trimmed optional text: blank is none.
-fn optional_text(field: &str, s: Option<&str>, max: usize) -> Result<Option<String>> {
-    s.map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(|t| validate::name(field, t, max))
-        .transpose()
-}
-
 fn check_finding(audit_id: Id, input: &AuditFindingInput) -> Result<CheckedFinding> {
     fn given(s: &Option<String>) -> Option<&str> {
         s.as_deref().map(str::trim).filter(|t| !t.is_empty())
@@ -146,7 +138,7 @@ fn check_finding(audit_id: Id, input: &AuditFindingInput) -> Result<CheckedFindi
         vin,
         mileage_km: input.mileage_km,
         condition: input.condition,
-        note: optional_text("note", input.note.as_deref(), 500)?,
+        note: validate::optional_text("note", input.note.as_deref(), 500)?,
         photos: photos::parse_ids("photoIds", &input.photo_ids, MAX_PHOTOS)?,
     })
 }

@@ -109,12 +109,7 @@ impl StaffSubscription {
     ) -> Result<impl Stream<Item = async_graphql::Result<AuditProgress>> + use<>> {
         let v = viewer(ctx)?;
         let id = parse_id("auditId", &audit_id)?;
-        let after = after
-            .map(|a| {
-                a.parse::<i64>()
-                    .map_err(|_| Error::invalid("after", "an eventId from this subscription"))
-            })
-            .transpose()?;
+        let after = crate::validate::event_id(after.as_ref())?;
         let d = deps(ctx)?;
         {
             // Checked before subscribing, so an audit the viewer may not see costs no slot.

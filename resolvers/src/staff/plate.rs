@@ -99,13 +99,6 @@ struct Checked {
 
 const MAX_PHOTOS: usize = 9;
 
-fn optional_text(field: &str, s: Option<&str>, max: usize) -> Result<Option<String>> {
-    s.map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(|t| validate::name(field, t, max))
-        .transpose()
-}
-
 fn check(input: &PlateRegistrationInput) -> Result<Checked> {
     let vehicle_id = parse_id("vehicleId", &input.vehicle_id)?;
     let plate = validate::plate(&input.plate)?;
@@ -143,7 +136,7 @@ fn check(input: &PlateRegistrationInput) -> Result<Checked> {
     Ok(Checked {
         vehicle_id,
         plate,
-        note: optional_text("note", input.note.as_deref(), 500)?,
+        note: validate::optional_text("note", input.note.as_deref(), 500)?,
         photos,
     })
 }
@@ -246,7 +239,7 @@ impl PlateMutation {
         let v = viewer(ctx)?;
         v.require_admin()?;
         let id = parse_id("id", &id)?;
-        let note = optional_text("note", note.as_deref(), 500)?;
+        let note = validate::optional_text("note", note.as_deref(), 500)?;
         if to == PlateRegistrationStatus::Rejected && note.is_none() {
             return Err(Error::invalid("note", "a rejection needs its reason"));
         }
