@@ -322,9 +322,8 @@ impl AccidentMutation {
             },
         )
         .await?;
-        let mut conn = d.db.begin().await?;
+        let mut conn = d.db.conn().await?;
         let row = db::get_accident(&mut conn, v.tenant_id, Scope::of(v)?, id).await?;
-        conn.commit().await?;
         Ok(AccidentReport(row))
     }
 
@@ -348,7 +347,7 @@ impl AccidentMutation {
         }
         let d = deps(ctx)?;
         let mut tx = d.db.begin().await?;
-        let row = db::get_accident(&mut tx, v.tenant_id, scope, id).await?;
+        let row = db::lock_accident(&mut tx, v.tenant_id, scope, id).await?;
         FLOW.guard(&row.status, to.as_str())?;
         workflow::record_step(
             &mut tx,

@@ -111,15 +111,43 @@ pub async fn insert_income(
     }
 }
 
-/// The report `id` as `scope` may see it, held for the rest of the transaction (an edit or a
-/// confirmation reads it first).
+/// `select` of one row of `$table` that a scope may see (`$3` driver, `$4` branch, any when
+/// null), with `$tail` after it.
+macro_rules! one_in_scope {
+    ($table:literal, $tail:literal) => {
+        concat!(
+            "select * from ",
+            $table,
+            " where tenant_id = $1 and id = $2
+               and ($3 is null or driver_id = $3) and ($4 is null or branch_id = $4)",
+            $tail
+        )
+    };
+}
+
+/// The report `id` as `scope` may see it.
 pub async fn get_income(c: &mut Conn, tenant: Id, scope: Scope, id: Id) -> Result<IncomeRow> {
     let (driver, branch) = scope.filters();
     store::fetch_optional!(
         c,
         IncomeRow,
-        "select * from income_report where tenant_id = $1 and id = $2
-           and ($3 is null or driver_id = $3) and ($4 is null or branch_id = $4) for update",
+        one_in_scope!("income_report", ""),
+        tenant,
+        id,
+        driver,
+        branch
+    )?
+    .ok_or(Error::NotFound("income report"))
+}
+
+/// [`get_income`], held for the rest of the transaction (an edit or a confirmation reads it
+/// first).
+pub async fn lock_income(c: &mut Conn, tenant: Id, scope: Scope, id: Id) -> Result<IncomeRow> {
+    let (driver, branch) = scope.filters();
+    store::fetch_optional!(
+        c,
+        IncomeRow,
+        one_in_scope!("income_report", " for update"),
         tenant,
         id,
         driver,
@@ -263,15 +291,28 @@ pub async fn insert_accident(
     Ok(())
 }
 
-/// The accident `id` as `scope` may see it, held for the rest of the transaction (a status move
-/// reads it first).
+/// The accident `id` as `scope` may see it.
 pub async fn get_accident(c: &mut Conn, tenant: Id, scope: Scope, id: Id) -> Result<AccidentRow> {
     let (driver, branch) = scope.filters();
     store::fetch_optional!(
         c,
         AccidentRow,
-        "select * from accident_report where tenant_id = $1 and id = $2
-           and ($3 is null or driver_id = $3) and ($4 is null or branch_id = $4) for update",
+        one_in_scope!("accident_report", ""),
+        tenant,
+        id,
+        driver,
+        branch
+    )?
+    .ok_or(Error::NotFound("accident report"))
+}
+
+/// [`get_accident`], held for the rest of the transaction (a status move reads it first).
+pub async fn lock_accident(c: &mut Conn, tenant: Id, scope: Scope, id: Id) -> Result<AccidentRow> {
+    let (driver, branch) = scope.filters();
+    store::fetch_optional!(
+        c,
+        AccidentRow,
+        one_in_scope!("accident_report", " for update"),
         tenant,
         id,
         driver,
@@ -398,8 +439,7 @@ pub async fn get_maintenance(
     store::fetch_optional!(
         c,
         MaintenanceRow,
-        "select * from maintenance_report where tenant_id = $1 and id = $2
-           and ($3 is null or driver_id = $3) and ($4 is null or branch_id = $4)",
+        one_in_scope!("maintenance_report", ""),
         tenant,
         id,
         driver,

@@ -174,9 +174,8 @@ impl IncomeMutation {
             },
         )
         .await?;
-        let mut conn = d.db.begin().await?;
+        let mut conn = d.db.conn().await?;
         let row = db::get_income(&mut conn, v.tenant_id, Scope::of(v)?, id).await?;
-        conn.commit().await?;
         Ok(IncomeReport(row))
     }
 
@@ -194,7 +193,7 @@ impl IncomeMutation {
         let d = deps(ctx)?;
         let mut tx = d.db.begin().await?;
         let driver = filing_driver(&mut tx, v).await?;
-        let row = db::get_income(&mut tx, v.tenant_id, Scope::Own(driver.id), id).await?;
+        let row = db::lock_income(&mut tx, v.tenant_id, Scope::Own(driver.id), id).await?;
         if row.status != "SUBMITTED" {
             return Err(Error::RecordLocked { status: row.status });
         }
@@ -213,7 +212,7 @@ impl IncomeMutation {
         let id = parse_id("id", &id)?;
         let d = deps(ctx)?;
         let mut tx = d.db.begin().await?;
-        let row = db::get_income(&mut tx, v.tenant_id, Scope::Tenant, id).await?;
+        let row = db::lock_income(&mut tx, v.tenant_id, Scope::Tenant, id).await?;
         if row.status != "SUBMITTED" {
             return Err(Error::RecordLocked { status: row.status });
         }

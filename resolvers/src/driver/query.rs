@@ -123,9 +123,8 @@ impl ReportQuery {
     async fn accident_report(&self, ctx: &Context<'_>, id: ID) -> Result<AccidentReport> {
         let v = viewer(ctx)?;
         let id = parse_id("id", &id)?;
-        let mut tx = deps(ctx)?.db.begin().await?;
-        let row = db::get_accident(&mut tx, v.tenant_id, Scope::of(v)?, id).await?;
-        tx.commit().await?;
+        let mut c = deps(ctx)?.db.conn().await?;
+        let row = db::get_accident(&mut c, v.tenant_id, Scope::of(v)?, id).await?;
         Ok(AccidentReport(row))
     }
 

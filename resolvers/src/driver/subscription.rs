@@ -93,9 +93,9 @@ impl AccidentSubscription {
         let id = parse_id("id", &id)?;
         let after = crate::validate::event_id(after.as_ref())?;
         let d = deps(ctx)?;
-        let mut tx = d.db.begin().await?;
-        db::get_accident(&mut tx, v.tenant_id, scope, id).await?;
-        tx.commit().await?;
+        let mut c = d.db.conn().await?;
+        db::get_accident(&mut c, v.tenant_id, scope, id).await?;
+        drop(c);
         let sub = d.bus.subscribe(vec![updated_topic(id)], after).await?;
         Ok(accidents(sub, UPDATED, scope))
     }
