@@ -6,7 +6,13 @@
 -- indexing an edited record again replaces its row. `tokens` are the words jieba found, joined
 -- by spaces: the `simple` configuration only lower-cases and splits them again at the spaces,
 -- so Chinese text needs no parser of its own in the database. Who may see a row is kept here,
--- copied from the record, so the search filters inside its one query.
+-- copied from the record, so the search filters inside its statements.
+--
+-- `tsv` also holds lexemes no query word can be ('#' never survives the parser): the record's
+-- month (UTC, '#m202611'), its kind ('#kNOTICE'), who may see it ('#all' for the whole company,
+-- '#b<branch id>', none when restricted) and its owner ('#o<user id>'). A search for a rarer
+-- word asks the GIN index for it together with a few months and what the viewer may see, so
+-- PostgreSQL reads only those rows, never every match of the word (resolvers/src/search.rs).
 create table search_doc (
     id uuid primary key,
     tenant_id uuid not null references tenant (id),
@@ -21,14 +27,29 @@ create table search_doc (
     title text not null,
     body text not null,
     tokens text not null,
-    tsv tsvector generated always as (to_tsvector('simple', tokens)) stored,
+    tsv tsvector generated always as (
+        to_tsvector('simple', tokens)
+        || array_to_tsvector(array_remove(array[
+            '#m' || (extract(year from created_at at time zone 'UTC') * 100
+                + extract(month from created_at at time zone 'UTC'))::int::text,
+            '#k' || kind,
+            case when restricted then null
+                 when branch_id is null then '#all'
+                 else '#b' || branch_id::text end,
+            '#o' || owner_id::text
+        ], null))
+    ) stored,
     created_at timestamptz not null,
     updated_at timestamptz not null default now()
 );
 create index search_doc_tsv_idx on search_doc using gin (tsv);
--- The search ranks only the most recent matches of a common word: it walks this index newest
--- first, testing each row against the query, and stops at the cap.
+-- The search ranks only the most recent matches: it walks this index newest first, testing
+-- each row against the query, and stops at the cap; months further back go through the GIN.
 create index search_doc_recent_idx on search_doc (tenant_id, created_at desc);
+-- The same walk for staff, over only what they may see: their branch's rows (and the company's
+-- with no branch), and what they filed.
+create index search_doc_branch_idx on search_doc (tenant_id, branch_id, created_at desc);
+create index search_doc_owner_idx on search_doc (owner_id, created_at desc);
 
 -- The people a restricted record is addressed to.
 create table search_doc_reader (
@@ -36,6 +57,7 @@ create table search_doc_reader (
     user_id uuid not null,
     constraint search_doc_reader_pkey primary key (doc_id, user_id)
 );
+create index search_doc_reader_user_idx on search_doc_reader (user_id);
 
 -- A company's own synonym groups, kept by its operators; the built-in groups ship with the code.
 -- `terms` is a JSON array of 2 to 20 distinct strings.

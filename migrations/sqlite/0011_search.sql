@@ -58,6 +58,7 @@ create table search_doc_reader (
     user_id text not null,
     constraint search_doc_reader_pkey primary key (doc_id, user_id)
 );
+create index search_doc_reader_user_idx on search_doc_reader (user_id);
 
 -- A company's own synonym groups, kept by its operators; the built-in groups ship with the code.
 -- `terms` is a JSON array of 2 to 20 distinct strings.

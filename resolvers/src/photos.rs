@@ -193,13 +193,12 @@ impl Loader<Id> for PhotoLoader {
         let mut c = self.db.conn().await.map_err(Error::from)?;
         let by_record = of_records(&mut c, keys.to_vec()).await?;
         let ids: Vec<Id> = by_record.values().flatten().map(|p| p.media_id).collect();
-        let media: HashMap<Id, MediaRow> =
-            minigate_media::db::media_by_ids(&mut c, tenant, ids)
-                .await
-                .map_err(Error::from)?
-                .into_iter()
-                .map(|m| (m.id, m))
-                .collect();
+        let media: HashMap<Id, MediaRow> = minigate_media::db::media_by_ids(&mut c, tenant, ids)
+            .await
+            .map_err(Error::from)?
+            .into_iter()
+            .map(|m| (m.id, m))
+            .collect();
         Ok(by_record
             .into_iter()
             .map(|(record, rows)| {

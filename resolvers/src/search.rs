@@ -47,7 +47,7 @@ use std::collections::{HashMap, HashSet};
 use async_graphql::ID;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
-use minigate_store::{Backend, Conn, Db, Id};
+use minigate_store::{Conn, Db, Id};
 
 pub use mutation::{SearchMutation, delete_group, save_group};
 pub use object::{SearchHit, SearchResults, SearchSynonymGroup};
@@ -158,6 +158,34 @@ pub struct SearchArgs<'a> {
 
 /// Runs a search as `viewer`.
 pub async fn find(db: &Db, viewer: &Viewer, args: &SearchArgs<'_>) -> Result<SearchResults> {
+    find_with(db, viewer, args, Limits::default()).await
+}
+
+/// How much of the index one search reads (see the module docs); smaller in tests, to reach
+/// every step with a few records.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Matches of each kind (all clauses, any clause) ranked.
+    pub candidates: i64,
+    /// How far each step goes (PostgreSQL).
+    pub steps: db::Steps,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            candidates: CANDIDATES,
+            steps: db::Steps::default(),
+        }
+    }
+}
+
+pub(crate) async fn find_with(
+    db: &Db,
+    viewer: &Viewer,
+    args: &SearchArgs<'_>,
+    limits: Limits,
+) -> Result<SearchResults> {
     let query = args.query.trim();
     if query.is_empty() {
         return Err(Error::invalid("query", "type something to search for"));
@@ -185,7 +213,12 @@ pub async fn find(db: &Db, viewer: &Viewer, args: &SearchArgs<'_>) -> Result<Sea
         None => 0,
     };
 
-    let mut c = db.conn().await?;
+    // On PostgreSQL a read-only transaction, for the candidates' `set local`; SQLite's would
+    // take the write turn.
+    let mut c = match db {
+        Db::Postgres(_) => db.begin().await?,
+        Db::Sqlite(..) => db.conn().await?,
+    };
     let thesaurus = synonyms::for_tenant(&mut c, viewer.tenant_id).await?;
     let plan = plan::Plan::new(query, &thesaurus);
     if plan.is_empty() {
@@ -207,39 +240,58 @@ pub async fn find(db: &Db, viewer: &Viewer, args: &SearchArgs<'_>) -> Result<Sea
         branch,
         role: viewer.role.as_str(),
     };
-    let (all, any) = match c.backend() {
-        Backend::Postgres => (plan.tsquery_all(), plan.tsquery_any()),
-        Backend::Sqlite => (plan.fts_all(), plan.fts_any()),
-    };
-    let mut ranked: Vec<(u8, db::Candidate)> = db::candidates(&mut c, &scope, &all, &kinds, CANDIDATES)
-        .await?
-        .into_iter()
-        .map(|cand| (1, cand))
-        .collect();
-    if plan.has_fallback() && ranked.len() < usize::try_from(CANDIDATES).unwrap_or(usize::MAX) {
+    let q = plan.render(c.backend());
+    let mut ranked: Vec<(u8, db::Candidate)> = db::candidates(
+        &mut c,
+        &scope,
+        &q.all,
+        &q.exact,
+        &kinds,
+        limits.candidates,
+        &limits.steps,
+    )
+    .await?
+    .into_iter()
+    .map(|cand| (1, cand))
+    .collect();
+    if plan.has_fallback() && ranked.len() < usize::try_from(limits.candidates).unwrap_or(0) {
         let seen: HashSet<Id> = ranked.iter().map(|(_, cand)| cand.id).collect();
         ranked.extend(
-            db::candidates(&mut c, &scope, &any, &kinds, CANDIDATES)
-                .await?
-                .into_iter()
-                .filter(|cand| !seen.contains(&cand.id))
-                .map(|cand| (0, cand)),
+            db::candidates(
+                &mut c,
+                &scope,
+                &q.any,
+                &q.exact,
+                &kinds,
+                limits.candidates,
+                &limits.steps,
+            )
+            .await?
+            .into_iter()
+            .filter(|cand| !seen.contains(&cand.id))
+            .map(|cand| (0, cand)),
         );
     }
+    // Every clause before some; within them, the query's own words before synonyms only; then
+    // the rank, then the newest.
     ranked.sort_by(|(ta, a), (tb, b)| {
         tb.cmp(ta)
+            .then(b.exact.cmp(&a.exact))
             .then(b.rank.total_cmp(&a.rank))
             .then(b.created_at.cmp(&a.created_at))
             .then(b.id.cmp(&a.id))
     });
     let total = ranked.len();
     let page: Vec<(u8, db::Candidate)> = ranked.into_iter().skip(offset).take(first).collect();
-    let mut rows: HashMap<Id, db::DocRow> =
-        db::docs(&mut c, viewer.tenant_id, page.iter().map(|(_, p)| p.id).collect())
-            .await?
-            .into_iter()
-            .map(|r| (r.id, r))
-            .collect();
+    let mut rows: HashMap<Id, db::DocRow> = db::docs(
+        &mut c,
+        viewer.tenant_id,
+        page.iter().map(|(_, p)| p.id).collect(),
+    )
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r))
+    .collect();
     let mut hits = Vec::with_capacity(page.len());
     for (tier, cand) in page {
         // Removed between the two statements: skipped.
@@ -308,6 +360,6 @@ fn cursor_offset(cursor: &str, fingerprint: u64) -> Result<usize> {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod recall_tests;
+#[cfg(test)]
+mod tests;

@@ -79,7 +79,10 @@ pub async fn save_group(
     v.require_admin()?;
     let terms = check_terms(terms)?;
     let row = db::SynonymGroupRow {
-        id: id.unwrap_or_else(Id::new),
+        id: match id {
+            Some(id) => id,
+            None => Id::new(),
+        },
         terms: Json(terms),
         updated_by: Some(v.user_id),
         updated_at: Utc::now(),

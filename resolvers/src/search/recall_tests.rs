@@ -84,12 +84,16 @@ async fn recall_at_10_beats_like(db: Db) {
             panic!("query line {f:?}");
         };
         let relevant: HashSet<Id> = relevant.split(',').map(|r| ids[r]).collect();
-        let ours: Vec<Id> = find(&db, &w.admin, &SearchArgs {
-            query,
-            kinds: None,
-            first: Some(10),
-            after: None,
-        })
+        let ours: Vec<Id> = find(
+            &db,
+            &w.admin,
+            &SearchArgs {
+                query,
+                kinds: None,
+                first: Some(10),
+                after: None,
+            },
+        )
         .await
         .unwrap()
         .hits
@@ -98,7 +102,11 @@ async fn recall_at_10_beats_like(db: Db) {
         .collect();
         let like = like_top(&db, w.tenant, query).await;
         let recall = |top: &[Id]| {
-            let found = top.iter().take(K).filter(|id| relevant.contains(id)).count();
+            let found = top
+                .iter()
+                .take(K)
+                .filter(|id| relevant.contains(id))
+                .count();
             f64::from(u32::try_from(found).unwrap())
                 / f64::from(u32::try_from(relevant.len().min(K)).unwrap())
         };
@@ -118,7 +126,8 @@ async fn recall_at_10_beats_like(db: Db) {
 }
 store::on_both_backends!(recall_at_10_beats_like, recall_at_10_beats_like);
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
 async fn debug_queries() {
     let t = store::testing::TestDb::sqlite().await.unwrap();
     let db = t.db.clone();
@@ -131,18 +140,79 @@ async fn debug_queries() {
         let id = Id::new();
         ids.insert(f[0], id);
         names.insert(id, (f[0].to_owned(), f[2].to_owned(), f[4].to_owned()));
-        index(&mut tx, &Doc { id, tenant_id: w.tenant, kind: SearchKind::parse(f[1]).unwrap(), branch_id: Some(w.b1), owner_id: None, title: f[3], body: f[4], created_at: start + Duration::hours(i64::try_from(n).unwrap()) }).await.unwrap();
+        index(
+            &mut tx,
+            &Doc {
+                id,
+                tenant_id: w.tenant,
+                kind: SearchKind::parse(f[1]).unwrap(),
+                branch_id: Some(w.b1),
+                owner_id: None,
+                title: f[3],
+                body: f[4],
+                created_at: start + Duration::hours(i64::try_from(n).unwrap()),
+            },
+        )
+        .await
+        .unwrap();
     }
     tx.commit().await.unwrap();
-    let want: Vec<String> = std::env::var("Q").unwrap_or_default().split('/').map(str::to_owned).collect();
+    let want: Vec<String> = std::env::var("Q")
+        .unwrap_or_default()
+        .split('/')
+        .map(str::to_owned)
+        .collect();
     let th = synonyms::Thesaurus::new(synonyms::BUILT_IN.iter().map(Vec::as_slice));
     for f in rows(QUERIES) {
-        if !want.iter().any(|q| q == f[0]) { continue; }
+        if !want.iter().any(|q| q == f[0]) {
+            continue;
+        }
         let relevant: HashSet<Id> = f[1].split(',').map(|r| ids[r]).collect();
-        eprintln!("=== {} plan {}", f[0], plan::Plan::new(f[0], &th).fts_all());
-        let r = find(&db, &w.admin, &SearchArgs { query: f[0], kinds: None, first: Some(10), after: None }).await.unwrap();
+        eprintln!(
+            "=== {} plan {}",
+            f[0],
+            plan::Plan::new(f[0], &th)
+                .render(minigate_store::Backend::Sqlite)
+                .all
+        );
+        let r = find(
+            &db,
+            &w.admin,
+            &SearchArgs {
+                query: f[0],
+                kinds: None,
+                first: Some(10),
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
         let mut got = HashSet::new();
-        for h in &r.hits { let id: Id = h.id.parse().unwrap(); got.insert(id); let n = &names[&id]; eprintln!("  {} {} {:.3} {} {}", if relevant.contains(&id) {"+"} else {"-"}, n.0, h.rank, n.1, h.highlighted_snippet); }
-        for id in relevant.difference(&got) { let n = &names[id]; eprintln!("  MISSED {} {} {} | {:?}", n.0, n.1, n.2, tokens::search_tokens(&n.2).into_iter().map(|t| t.word).collect::<Vec<_>>()); }
+        for h in &r.hits {
+            let id: Id = h.id.parse().unwrap();
+            got.insert(id);
+            let n = &names[&id];
+            eprintln!(
+                "  {} {} {:.3} {} {}",
+                if relevant.contains(&id) { "+" } else { "-" },
+                n.0,
+                h.rank,
+                n.1,
+                h.highlighted_snippet
+            );
+        }
+        for id in relevant.difference(&got) {
+            let n = &names[id];
+            eprintln!(
+                "  MISSED {} {} {} | {:?}",
+                n.0,
+                n.1,
+                n.2,
+                tokens::search_tokens(&n.2)
+                    .into_iter()
+                    .map(|t| t.word)
+                    .collect::<Vec<_>>()
+            );
+        }
     }
 }

@@ -30,9 +30,7 @@ pub(crate) fn snippet(title: &str, body: &str, plan: &Plan) -> Snippet {
         .map(|t| t.word.as_str())
         .collect();
     let words: HashSet<&str> = plan
-        .clauses
-        .iter()
-        .flat_map(|c| c.alternatives.iter())
+        .alternatives()
         .filter(|alt| alt.iter().all(|w| has.contains(w.as_str())))
         .flatten()
         .map(String::as_str)
@@ -136,8 +134,7 @@ mod tests {
     #[test]
     fn only_alternatives_the_record_has_whole_are_marked() {
         let groups = crate::search::synonyms::parse("异响 有声音");
-        let thesaurus =
-            crate::search::synonyms::Thesaurus::new(groups.iter().map(Vec::as_slice));
+        let thesaurus = crate::search::synonyms::Thesaurus::new(groups.iter().map(Vec::as_slice));
         let plan = Plan::new("异响", &thesaurus);
         let s = super::snippet("保养", "刹车有声音", &plan);
         assert_eq!(s.html, "刹车有<em>声音</em>");
@@ -176,7 +173,10 @@ mod tests {
 
     #[test]
     fn overlapping_words_make_one_mark_and_lines_become_spaces() {
-        let s = snippet("发动机故障灯亮了\n\n请尽快处理", &["发动机", "发动", "故障灯"]);
+        let s = snippet(
+            "发动机故障灯亮了\n\n请尽快处理",
+            &["发动机", "发动", "故障灯"],
+        );
         assert_eq!(s.html, "<em>发动机故障灯</em>亮了 请尽快处理");
         assert_eq!(s.text, "发动机故障灯亮了 请尽快处理");
     }

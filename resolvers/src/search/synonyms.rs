@@ -88,8 +88,9 @@ type Version = (i64, Option<DateTime<Utc>>);
 
 /// Each company's thesaurus, built once per version of its groups (segmenting every term of
 /// every group is the expensive part; checking the version is one indexed query).
-static BY_TENANT: LazyLock<Mutex<HashMap<Id, (Version, Arc<Thesaurus>)>>> =
-    LazyLock::new(Default::default);
+static BY_TENANT: LazyLock<Mutex<Memo>> = LazyLock::new(Default::default);
+
+type Memo = HashMap<Id, (Version, Arc<Thesaurus>)>;
 
 /// Companies remembered at most; past it the memo starts again (a company is rebuilt at its next
 /// search).
@@ -101,11 +102,11 @@ pub(crate) async fn for_tenant(c: &mut Conn, tenant: Id) -> Result<Arc<Thesaurus
     if version.0 == 0 {
         return Ok(Arc::clone(&BUILT_IN_ONLY));
     }
-    if let Some(hit) = BY_TENANT
-        .lock()
-        .ok()
-        .and_then(|m| m.get(&tenant).filter(|(v, _)| *v == version).map(|(_, t)| Arc::clone(t)))
-    {
+    if let Some(hit) = BY_TENANT.lock().ok().and_then(|m| {
+        m.get(&tenant)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, t)| Arc::clone(t))
+    }) {
         return Ok(hit);
     }
     let own = db::list_synonym_groups(c, tenant).await?;

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{Duration, TimeZone};
-use minigate_store::{self as store, Db};
+use minigate_store::{self as store, Backend, Db};
 
 use super::*;
 
@@ -184,7 +184,12 @@ async fn everyone_finds_only_what_they_may_see(db: Db) {
     use SearchKind::*;
     let a1 = put(&w, w.tenant, doc(Accident, Some(w.b1), Some(&w.driver1), 1)).await;
     let a2 = put(&w, w.tenant, doc(Accident, Some(w.b2), Some(&w.driver2), 2)).await;
-    let m1 = put(&w, w.tenant, doc(Maintenance, Some(w.b1), Some(&w.driver1), 3)).await;
+    let m1 = put(
+        &w,
+        w.tenant,
+        doc(Maintenance, Some(w.b1), Some(&w.driver1), 3),
+    )
+    .await;
     let f1 = put(&w, w.tenant, doc(FollowUp, Some(w.b1), Some(&w.staff1), 4)).await;
     let f2 = put(&w, w.tenant, doc(FollowUp, Some(w.b2), Some(&w.staff2), 5)).await;
     let nt = put(&w, w.tenant, doc(Notice, None, Some(&w.admin), 6)).await;
@@ -210,11 +215,24 @@ async fn everyone_finds_only_what_they_may_see(db: Db) {
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    let other = put(&w, w.other_admin.tenant_id, doc(Accident, None, Some(&w.other_admin), 10)).await;
+    let other = put(
+        &w,
+        w.other_admin.tenant_id,
+        doc(Accident, None, Some(&w.other_admin), 10),
+    )
+    .await;
 
     let cases = [
-        ("admin", &w.admin, set(&[a1, a2, m1, f1, f2, nt, nb1, nb2, nu])),
-        ("staff of branch 1", &w.staff1, set(&[a1, m1, f1, nt, nb1, nu])),
+        (
+            "admin",
+            &w.admin,
+            set(&[a1, a2, m1, f1, f2, nt, nb1, nb2, nu]),
+        ),
+        (
+            "staff of branch 1",
+            &w.staff1,
+            set(&[a1, m1, f1, nt, nb1, nu]),
+        ),
         ("staff of branch 2", &w.staff2, set(&[a2, f2, nt, nb2])),
         ("driver of branch 1", &w.driver1, set(&[a1, m1, nt, nb1])),
         ("driver of branch 2", &w.driver2, set(&[a2, nt, nb2, nu])),
@@ -251,7 +269,10 @@ async fn everyone_finds_only_what_they_may_see(db: Db) {
     assert_eq!(kinds, [Maintenance, FollowUp].into_iter().collect());
     assert_eq!(found.hits.len(), 3);
 }
-store::on_both_backends!(everyone_finds_only_what_they_may_see, everyone_finds_only_what_they_may_see);
+store::on_both_backends!(
+    everyone_finds_only_what_they_may_see,
+    everyone_finds_only_what_they_may_see
+);
 
 async fn synonyms_expand_queries_and_an_operators_group_takes_effect(db: Db) {
     let w = world(db.clone()).await;
@@ -294,7 +315,15 @@ async fn synonyms_expand_queries_and_an_operators_group_takes_effect(db: Db) {
         .unwrap();
     assert!(ids(&db, &w.admin, "磕碰").await.is_empty());
     delete_group(&db, &w.admin, id).await.unwrap();
-    assert_eq!(list_groups(&db, &w.admin).await.unwrap().iter().filter(|g| !g.built_in).count(), 0);
+    assert_eq!(
+        list_groups(&db, &w.admin)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|g| !g.built_in)
+            .count(),
+        0
+    );
     let mut c = db.conn().await.unwrap();
     let actions: Vec<(String,)> = store::fetch_all!(
         &mut c,
@@ -306,12 +335,19 @@ async fn synonyms_expand_queries_and_an_operators_group_takes_effect(db: Db) {
     let actions: Vec<String> = actions.into_iter().map(|(a,)| a).collect();
     assert_eq!(
         actions,
-        ["search.synonyms.create", "search.synonyms.update", "search.synonyms.update", "search.synonyms.delete"]
+        [
+            "search.synonyms.create",
+            "search.synonyms.update",
+            "search.synonyms.update",
+            "search.synonyms.delete"
+        ]
     );
 
     // Operators only; someone else's or a missing group is not found.
     for v in [&w.staff1, &w.driver1, &w.consumer] {
-        let e = save_group(&db, v, None, &["a1".into(), "b1".into()]).await.unwrap_err();
+        let e = save_group(&db, v, None, &["a1".into(), "b1".into()])
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), "FORBIDDEN");
         assert_eq!(list_groups(&db, v).await.unwrap_err().code(), "FORBIDDEN");
     }
@@ -323,7 +359,13 @@ async fn synonyms_expand_queries_and_an_operators_group_takes_effect(db: Db) {
         .await
         .unwrap_err();
     assert_eq!(e.code(), "NOT_FOUND");
-    assert_eq!(delete_group(&db, &w.other_admin, id).await.unwrap_err().code(), "NOT_FOUND");
+    assert_eq!(
+        delete_group(&db, &w.other_admin, id)
+            .await
+            .unwrap_err()
+            .code(),
+        "NOT_FOUND"
+    );
     assert_eq!(ids(&db, &w.admin, "磕碰").await, set(&[bumped]));
 }
 store::on_both_backends!(
@@ -341,7 +383,12 @@ async fn hits_carry_highlighted_snippets_and_all_words_rank_first(db: Db) {
         body,
         minute,
     };
-    let both = put(&w, w.tenant, doc("<小保养> 换了机油和机滤，刹车有异响也看了一下", 1)).await;
+    let both = put(
+        &w,
+        w.tenant,
+        doc("<小保养> 换了机油和机滤，刹车有异响也看了一下", 1),
+    )
+    .await;
     let one = put(&w, w.tenant, doc("刹车片换了，花了380元", 2)).await;
     let none = put(&w, w.tenant, doc("洗车", 3)).await;
     let r = find(&db, &w.admin, &args("刹车 怪声", 10)).await.unwrap();
@@ -349,7 +396,11 @@ async fn hits_carry_highlighted_snippets_and_all_words_rank_first(db: Db) {
     // 怪声 is a synonym of 异响: the first report has both words, the second only 刹车.
     assert_eq!(got, vec![both, one]);
     assert!(!got.contains(&none));
-    assert!(r.hits[0].rank >= 1.0 && r.hits[1].rank < 1.0, "{:?}", r.hits);
+    assert!(
+        r.hits[0].rank >= 1.0 && r.hits[1].rank < 1.0,
+        "{:?}",
+        r.hits
+    );
     assert_eq!(r.hits[0].kind, SearchKind::Maintenance);
     assert_eq!(r.hits[0].title, "粤B·66K88 保养");
     assert_eq!(
@@ -363,7 +414,11 @@ async fn hits_carry_highlighted_snippets_and_all_words_rank_first(db: Db) {
     assert_eq!(r.hits[0].created_at, at(1));
     // The plate, however it is typed, finds the title.
     for plate in ["粤B66K88", "粤b·66k88", "B66K88", "66K88"] {
-        assert_eq!(ids(&db, &w.admin, plate).await, set(&[both, one, none]), "{plate}");
+        assert_eq!(
+            ids(&db, &w.admin, plate).await,
+            set(&[both, one, none]),
+            "{plate}"
+        );
     }
 }
 store::on_both_backends!(
@@ -384,7 +439,11 @@ async fn pages_follow_each_other_without_gaps_or_repeats(db: Db) {
                     branch: Some(w.b1),
                     owner: Some(&w.driver1),
                     title: "事故",
-                    body: if minute % 2 == 0 { "左前门剐蹭" } else { "右后门被电动车剐蹭，对方跑了" },
+                    body: if minute % 2 == 0 {
+                        "左前门剐蹭"
+                    } else {
+                        "右后门被电动车剐蹭，对方跑了"
+                    },
                     minute,
                 },
             )
@@ -450,7 +509,12 @@ async fn bad_input_is_refused_with_the_field_named(db: Db) {
         ("追尾", Some(0), None, "first"),
         ("追尾", Some(51), None, "first"),
         ("追尾", None, Some("not a cursor"), "after"),
-        ("追尾", None, Some("czE6MTA6MDAwMDAwMDAwMDAwMDAwMA"), "after"),
+        (
+            "追尾",
+            None,
+            Some("czE6MTA6MDAwMDAwMDAwMDAwMDAwMA"),
+            "after",
+        ),
     ] {
         let e = find(
             &db,
@@ -464,17 +528,44 @@ async fn bad_input_is_refused_with_the_field_named(db: Db) {
         )
         .await
         .unwrap_err();
-        assert_eq!((e.code(), e.field()), ("INVALID_INPUT", Some(field)), "{query} {first:?} {after:?}");
+        assert_eq!(
+            (e.code(), e.field()),
+            ("INVALID_INPUT", Some(field)),
+            "{query} {first:?} {after:?}"
+        );
     }
     // The edges are fine, and a query of stop words alone finds nothing rather than failing.
-    assert!(find(&db, &w.admin, &args(&"追".repeat(100), 50)).await.is_ok());
-    assert!(find(&db, &w.admin, &args("的了", 1)).await.unwrap().hits.is_empty());
+    assert!(
+        find(&db, &w.admin, &args(&"追".repeat(100), 50))
+            .await
+            .is_ok()
+    );
+    assert!(
+        find(&db, &w.admin, &args("的了", 1))
+            .await
+            .unwrap()
+            .hits
+            .is_empty()
+    );
     // Characters that mean something to either query language are only text.
-    for q in ["\"", "'", "a & b", "x OR y", "NOT", "(", "tokens:追尾", "*", "\\"] {
+    for q in [
+        "\"",
+        "'",
+        "a & b",
+        "x OR y",
+        "NOT",
+        "(",
+        "tokens:追尾",
+        "*",
+        "\\",
+    ] {
         assert!(find(&db, &w.admin, &args(q, 10)).await.is_ok(), "{q}");
     }
 }
-store::on_both_backends!(bad_input_is_refused_with_the_field_named, bad_input_is_refused_with_the_field_named);
+store::on_both_backends!(
+    bad_input_is_refused_with_the_field_named,
+    bad_input_is_refused_with_the_field_named
+);
 
 async fn indexing_an_edited_record_replaces_it_and_removing_it_hides_it(db: Db) {
     let w = world(db.clone()).await;
@@ -504,15 +595,29 @@ async fn indexing_an_edited_record_replaces_it_and_removing_it_hides_it(db: Db) 
 
     // A record rolled back with its transaction was never indexed.
     let mut tx = db.begin().await.unwrap();
-    index(&mut tx, &Doc { id: Id::new(), ..doc("雨刮坏了") }).await.unwrap();
+    index(
+        &mut tx,
+        &Doc {
+            id: Id::new(),
+            ..doc("雨刮坏了")
+        },
+    )
+    .await
+    .unwrap();
     tx.rollback().await.unwrap();
     assert!(ids(&db, &w.admin, "雨刮").await.is_empty());
 
     // Another company cannot take over the id.
     let mut tx = db.begin().await.unwrap();
-    let e = index(&mut tx, &Doc { tenant_id: w.other_admin.tenant_id, ..doc("剐蹭") })
-        .await
-        .unwrap_err();
+    let e = index(
+        &mut tx,
+        &Doc {
+            tenant_id: w.other_admin.tenant_id,
+            ..doc("剐蹭")
+        },
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code(), "INTERNAL");
     drop(tx);
 
@@ -529,13 +634,174 @@ async fn indexing_an_edited_record_replaces_it_and_removing_it_hides_it(db: Db) 
     assert_eq!(left, 0);
     if c.backend() == Backend::Sqlite {
         // The full-text index followed the table.
-        let fts: i64 =
-            store::fetch_scalar!(&mut c, i64, "select count(*) from search_doc_fts where search_doc_fts match '后视镜'")
-                .unwrap();
+        let fts: i64 = store::fetch_scalar!(
+            &mut c,
+            i64,
+            "select count(*) from search_doc_fts where search_doc_fts match '后视镜'"
+        )
+        .unwrap();
         assert_eq!(fts, 0);
     }
 }
 store::on_both_backends!(
     indexing_an_edited_record_replaces_it_and_removing_it_hides_it,
     indexing_an_edited_record_replaces_it_and_removing_it_hides_it
+);
+
+/// With limits small enough that a handful of records needs every step (the newest rows, the
+/// records addressed by name, then months further and further back), each viewer finds what
+/// reading everything finds, and a small cap keeps the newest matches.
+async fn the_newest_rows_then_earlier_months_find_what_reading_everything_finds(db: Db) {
+    let w = world(db.clone()).await;
+    use SearchKind::*;
+    let month = |m: i64| at(m * 31 * 24 * 60);
+    let mut n = 0;
+    for m in 0..14 {
+        for (kind, branch, owner) in [
+            (Accident, Some(w.b1), Some(&w.driver1)),
+            (Maintenance, Some(w.b2), Some(&w.driver2)),
+            (FollowUp, Some(w.b1), Some(&w.staff1)),
+            (Notice, None, Some(&w.admin)),
+            (Notice, Some(w.b2), Some(&w.admin)),
+        ] {
+            // Every third month has no match at all, and one record a month is about something else.
+            let body = match (m % 3, n % 5) {
+                (2, _) => "洗车",
+                (_, 4) => "换了雨刮",
+                _ => "早高峰被后车追尾，保险杠裂了",
+            };
+            put(
+                &w,
+                w.tenant,
+                NewDoc {
+                    kind,
+                    branch,
+                    owner,
+                    title: "记录",
+                    body,
+                    minute: 0,
+                },
+            )
+            .await;
+            let mut c = db.conn().await.unwrap();
+            store::execute!(
+                &mut c,
+                "update search_doc set created_at = $1 where id = (select id from search_doc order by updated_at desc, id desc limit 1)",
+                month(m) + Duration::minutes(n)
+            )
+            .unwrap();
+            n += 1;
+        }
+    }
+    // Addressed to staff of branch 2 by name, long ago.
+    let mut tx = db.begin().await.unwrap();
+    let addressed = Id::new();
+    index_for_readers(
+        &mut tx,
+        &Doc {
+            id: addressed,
+            tenant_id: w.tenant,
+            kind: Notice,
+            branch_id: None,
+            owner_id: Some(w.admin.user_id),
+            title: "通知",
+            body: "追尾的车辆请到门店",
+            created_at: month(0),
+        },
+        &[w.staff2.user_id],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let steps = |probe| db::Steps {
+        recent: 2,
+        probe,
+        months: 24,
+    };
+    let tight = Limits {
+        candidates: 200,
+        steps: steps(3),
+    };
+    let probe_all = Limits {
+        candidates: 200,
+        steps: steps(1000),
+    };
+    for v in [
+        &w.admin,
+        &w.staff1,
+        &w.staff2,
+        &w.driver1,
+        &w.driver2,
+        &w.consumer,
+    ] {
+        for (query, kinds) in [
+            ("追尾", None),
+            ("后车撞", None),
+            ("追尾 雨刮", None),
+            ("追尾", Some(&[Notice][..])),
+        ] {
+            let a = SearchArgs {
+                query,
+                kinds,
+                first: Some(50),
+                after: None,
+            };
+            let all: Vec<String> = find(&db, v, &a)
+                .await
+                .unwrap()
+                .hits
+                .into_iter()
+                .map(|h| h.id.0)
+                .collect();
+            assert!(
+                !all.is_empty() || v.role == Role::Consumer,
+                "{:?} {query}",
+                v.role
+            );
+            for limits in [tight, probe_all] {
+                let stepwise: Vec<String> = find_with(&db, v, &a, limits)
+                    .await
+                    .unwrap()
+                    .hits
+                    .into_iter()
+                    .map(|h| h.id.0)
+                    .collect();
+                assert_eq!(stepwise, all, "{:?} {query} {kinds:?} {limits:?}", v.role);
+            }
+        }
+    }
+    assert!(ids(&db, &w.staff2, "追尾").await.contains(&addressed));
+    assert!(!ids(&db, &w.staff1, "追尾").await.contains(&addressed));
+
+    // A cap of 3: the three newest matches, whatever step found them.
+    let newest: Vec<DateTime<Utc>> = {
+        let mut c = db.conn().await.unwrap();
+        let rows: Vec<(DateTime<Utc>,)> = store::fetch_all!(
+            &mut c,
+            (DateTime<Utc>,),
+            "select created_at from search_doc where tenant_id = $1 and body like '%追尾%' order by created_at desc limit 3",
+            w.tenant
+        )
+        .unwrap();
+        rows.into_iter().map(|(t,)| t).collect()
+    };
+    let r = find_with(
+        &db,
+        &w.admin,
+        &args("追尾", 50),
+        Limits {
+            candidates: 3,
+            steps: steps(3),
+        },
+    )
+    .await
+    .unwrap();
+    let mut got: Vec<DateTime<Utc>> = r.hits.iter().map(|h| h.created_at).collect();
+    got.sort_by(|a, b| b.cmp(a));
+    assert_eq!(got, newest);
+}
+store::on_both_backends!(
+    the_newest_rows_then_earlier_months_find_what_reading_everything_finds,
+    the_newest_rows_then_earlier_months_find_what_reading_everything_finds
 );

@@ -108,20 +108,21 @@ const DOMAIN_WORDS: &[&str] = &[
     "凹陷",
     "划痕",
     "冒烟",
-    "水温高",
     "跑偏",
     "方向盘",
     "电动车",
     "外卖车",
     "快递车",
+    "泥头车",
+    "渣土车",
 ];
 
 /// Words too common in any text to tell reports apart.
 const STOP_WORDS: &[&str] = &[
-    "的", "地", "得", "了", "着", "过", "在", "是", "和", "与", "及", "或", "就", "都", "也", "还", "又",
-    "把", "将", "吧", "呢", "啊", "吗", "呀", "嘛", "哦", "哈", "呗", "啦", "这", "那", "个", "之",
-    "我", "你", "他", "她", "它", "我们", "你们", "他们", "一下", "一个", "有", "然后", "就是", "这个",
-    "那个", "有点", "已经", "the", "a", "an", "and", "of", "to", "is",
+    "的", "地", "得", "了", "着", "过", "在", "是", "和", "与", "及", "或", "就", "都", "也", "还",
+    "又", "把", "将", "被", "吧", "呢", "啊", "吗", "呀", "嘛", "哦", "哈", "呗", "啦", "这", "那",
+    "个", "之", "我", "你", "他", "她", "它", "我们", "你们", "他们", "一下", "一个", "有", "然后",
+    "就是", "这个", "那个", "有点", "已经", "the", "a", "an", "and", "of", "to", "is",
 ];
 
 static JIEBA: LazyLock<Jieba> = LazyLock::new(|| {
@@ -134,7 +135,8 @@ static JIEBA: LazyLock<Jieba> = LazyLock::new(|| {
     jieba
 });
 
-static STOP: LazyLock<HashSet<&'static str>> = LazyLock::new(|| STOP_WORDS.iter().copied().collect());
+static STOP: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| STOP_WORDS.iter().copied().collect());
 
 const PROVINCES: &str = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼";
 
@@ -336,6 +338,15 @@ fn cut_run(run: &[char], offset: usize, mode: Mode, out: &mut Vec<Token>) {
     }
 }
 
+/// Characters in so many reports that, alone, they tell nothing and cost the index a long list
+/// to read: a made-up word of the query is not split into these (see `plan`).
+const COMMON_CHARS: &str = "的了在是和与就都也还又把被给到上下车有不个人我你他她它们说去来后前大小多能会要对从这那里外中左右开打看过没时";
+
+/// Whether a character of a made-up word is worth asking for on its own.
+pub(crate) fn is_telling_char(c: char) -> bool {
+    !COMMON_CHARS.contains(c)
+}
+
 /// A word of several Chinese characters that is in no dictionary: jieba's HMM joined them.
 pub(crate) fn is_made_up(word: &str) -> bool {
     word.chars().count() > 1 && word.chars().all(is_han) && !JIEBA.has_word(word)
@@ -385,11 +396,22 @@ mod tests {
     #[test]
     fn plates_and_mileage_survive_as_tokens() {
         let t = search("粤B12345 今天在深南大道被追尾，里程35000公里，油耗3.5升");
-        for w in ["粤b12345", "b12345", "12345", "追尾", "35000", "公里", "3.5"] {
+        for w in [
+            "粤b12345",
+            "b12345",
+            "12345",
+            "追尾",
+            "35000",
+            "公里",
+            "3.5",
+        ] {
             assert!(t.contains(&w.to_owned()), "{w} missing from {t:?}");
         }
         // Nothing that is only punctuation or a stop word.
-        assert!(!t.iter().any(|w| w == "," || w == "，" || w == "在" || w == " "));
+        assert!(
+            !t.iter()
+                .any(|w| w == "," || w == "，" || w == "在" || w == " ")
+        );
     }
 
     #[test]
@@ -407,7 +429,16 @@ mod tests {
     #[test]
     fn domain_words_stay_whole() {
         for w in [
-            "网约车", "追尾", "剐蹭", "保养", "年检", "验车", "上牌", "爆胎", "漏油", "异响",
+            "网约车",
+            "追尾",
+            "剐蹭",
+            "保养",
+            "年检",
+            "验车",
+            "上牌",
+            "爆胎",
+            "漏油",
+            "异响",
         ] {
             assert_eq!(words(w), vec![w.to_owned()], "{w}");
         }
@@ -458,8 +489,37 @@ mod tests {
 mod scratch {
     #[test]
     fn scratch_print() {
-        for s in ["撞车尾", "后车撞", "轮胎破了", "胎爆了", "蹭了一下", "换机油", "有声音", "没电了", "交巡警", "刹车片磨损严重", "在南山区科技园被一辆电动车蹭了", "车辆年审", "违章停车罚单", "发动机故障灯亮了", "空调不制冷", "电瓶没电打不着火", "左前轮胎压低", "倒车时撞到柱子", "后保险杠刮花了", "深圳市南山区", "被后车追尾了对方全责"] {
-            eprintln!("{s} => precise {:?} search {:?}", super::words(s), super::search_tokens(s).into_iter().map(|t| t.word).collect::<Vec<_>>());
+        for s in [
+            "撞车尾",
+            "后车撞",
+            "轮胎破了",
+            "胎爆了",
+            "蹭了一下",
+            "换机油",
+            "有声音",
+            "没电了",
+            "交巡警",
+            "刹车片磨损严重",
+            "在南山区科技园被一辆电动车蹭了",
+            "车辆年审",
+            "违章停车罚单",
+            "发动机故障灯亮了",
+            "空调不制冷",
+            "电瓶没电打不着火",
+            "左前轮胎压低",
+            "倒车时撞到柱子",
+            "后保险杠刮花了",
+            "深圳市南山区",
+            "被后车追尾了对方全责",
+        ] {
+            eprintln!(
+                "{s} => precise {:?} search {:?}",
+                super::words(s),
+                super::search_tokens(s)
+                    .into_iter()
+                    .map(|t| t.word)
+                    .collect::<Vec<_>>()
+            );
         }
     }
 }
