@@ -392,7 +392,7 @@ pub(crate) async fn candidates(
         };
         if !many && usize::try_from(limits.probe).is_ok_and(|p| found.len() < p) {
             found.retain(|cand| !seen.contains(&cand.id));
-            found.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+            found.sort_by_key(|b| std::cmp::Reverse(b.created_at));
             found.truncate(cap.saturating_sub(out.len()));
             add(&mut out, &mut seen, found);
             return Ok(());
