@@ -26,6 +26,8 @@
 #[allow(dead_code, reason = "shared with the main benchmark")]
 #[path = "../bare.rs"]
 mod bare;
+#[path = "../publish.rs"]
+mod publish;
 #[allow(dead_code, reason = "shared with the main benchmark")]
 #[path = "../seed.rs"]
 mod seed;
@@ -361,7 +363,9 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         );
     }
 
-    println!("{}", summary(args, &servers.backend, &with, &without));
+    let mut report = summary(args, &servers.backend, &with, &without);
+    report.push('\n');
+    publish::publish(&report, None)?;
     for p in servers.stop().await {
         eprintln!("warning: {p}");
     }
