@@ -36,7 +36,10 @@ pub struct Servers {
     pub login: seed::Login,
     /// The service's state (its database handle and token signer), for benchmarks that seed
     /// more than the shared data.
-    #[allow(dead_code, reason = "read by the reports benchmark, not by every binary including this file")]
+    #[allow(
+        dead_code,
+        reason = "read by the reports benchmark, not by every binary including this file"
+    )]
     pub state: Arc<State>,
     pub minigate: Running,
     pub bare: Running,
