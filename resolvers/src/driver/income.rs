@@ -311,8 +311,9 @@ mod tests {
 
     #[test]
     fn the_same_input_has_the_same_fingerprint_and_any_change_another() {
-        let a = check(&input(), today()).unwrap();
-        let b = check(&input(), today()).unwrap();
+        let i = input();
+        let a = check(&i, today()).unwrap();
+        let b = check(&i, today()).unwrap();
         assert_eq!(
             idempotency::fingerprint(&a).unwrap(),
             idempotency::fingerprint(&b).unwrap()
